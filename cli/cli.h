@@ -1,0 +1,56 @@
+/*
+ * cli.h - what the `provfs` subcommands share: the dispatch signature,
+ * error/usage reporting, and finding the workspace a path belongs to.
+ *
+ * Exit status: 0 success, 1 failure, 2 usage error.  Errors are printed as
+ * "provfs: <what>: <why>" on stderr (see common/err.h for <why>).
+ */
+#ifndef CLI_CLI_H
+#define CLI_CLI_H
+
+#include <limits.h>
+#include <stdio.h>
+
+#include "fs/runtime.h"
+
+struct store;
+
+struct cli_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);  /* argv[0] is the command name */
+    const char *summary;
+};
+
+/* Print "provfs: <what>: <pv_errmsg()>" and return 1. */
+int cli_fail(const char *what);
+/* Print "provfs: <printf>" and return 1. */
+int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "provfs: <msg>\nusage: <usage>" and return 2. */
+int cli_usage(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A workspace: the directory that holds (or, mounted, hides) .provfs/. */
+struct cli_ws {
+    char root[PATH_MAX];        /* absolute path of the workspace         */
+    int mounted;                /* a live provfs daemon serves root        */
+    struct fs_runtime rt;       /* valid when mounted                      */
+    char store[PATH_MAX];       /* path of the .provfs directory           */
+};
+
+/* Find the workspace enclosing `start` (NULL: the current directory), the
+ * way git finds a repository: walk up until a directory is a provfs mount
+ * or contains .provfs/.  -ENOENT (message set) if there is none. */
+int cli_ws_find(const char *start, struct cli_ws *ws);
+
+/* Open the workspace's store.  When mounted, first asks the daemon to
+ * commit its queue so the answer includes everything done so far. */
+int cli_ws_open_store(struct cli_ws *ws, unsigned flags, struct store **out);
+
+/* Turn a user-supplied path (relative to the cwd, or absolute) into a
+ * workspace-relative path without leading '/'.  -EINVAL if outside. */
+int cli_ws_relpath(const struct cli_ws *ws, const char *arg, char *out, size_t len);
+
+/* Is stdout a terminal (for colour and progress lines)? */
+int cli_isatty(void);
+
+#endif
