@@ -26,6 +26,9 @@ struct proc_key {
 struct proc_stat {
     pid_t tgid, ppid, pgid, sid;
     uint64_t start;
+    uint64_t arg_start;         /* field 48: address of argv; an exec moves
+                                   it (new randomized stack), so together with
+                                   comm it tells that the image changed */
     char comm[32];
 };
 
