@@ -39,10 +39,12 @@ struct proc_info {
     uid_t uid;
     gid_t gid;
     char *exe;                  /* readlink /proc/PID/exe, or "" */
-    char *argv;                 /* NUL-separated, argv_len bytes */
+    char *argv;                 /* NUL-separated, argv_len bytes (capped
+                                   at 1 MiB), plus one uncounted NUL */
     size_t argv_len;
     char *cwd;                  /* readlink /proc/PID/cwd, or "" */
-    char *env;                  /* NUL-separated NAME=VALUE, env_len bytes */
+    char *env;                  /* NUL-separated NAME=VALUE, env_len bytes,
+                                   same cap and NUL; empty if unreadable */
     size_t env_len;
     char *fd[3];                /* stdin/out/err: "pipe:[123]", "/dev/pts/1", path */
 };

@@ -1,0 +1,491 @@
+/*
+ * proc.c - process identity and description read from /proc.
+ *
+ * Runs on the FUSE request path (every open by a process we have not seen,
+ * or that may have exec'd), so it avoids stdio and heap use where it can:
+ * small files are read into fixed stack buffers with open/read/close, and
+ * everything about one process is read relative to a single O_PATH handle
+ * on /proc/PID.  That handle also pins the identity: if the pid dies and is
+ * reused while we read, lookups through the old handle fail instead of
+ * silently describing the new process.
+ *
+ * Assumes Linux /proc (stat field layout of proc(5), "Tgid:", "Uid:",
+ * "Gid:" lines in status).  Callers pass thread-group ids except to
+ * proc_tgid(), which is what turns a FUSE caller's thread id into one.
+ *
+ * Failure policy: stat, status and cmdline exist for every process that is
+ * alive or a zombie, so failing to read them means the process is gone
+ * (-ESRCH).  exe, cwd, environ and fd/N are best effort and become "" (or
+ * empty) when unreadable: kernel threads and zombies have no exe or cwd,
+ * environ may be EACCES, a closed fd has no link.
+ */
+#include "fs/proc.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+
+/* argv and environ can be huge (a linker command line); one MiB keeps a
+ * hostile process from making the daemon allocate without bound. */
+#define PROC_BLOB_CAP (1u << 20)
+#define PROC_STAT_MAX 1024      /* holds comm (<= 64) and fields 3..22 */
+#define PROC_STATUS_MAX 4096    /* Tgid/Uid/Gid are in the first lines */
+
+/* ENOENT and ESRCH both mean "no such process any more" in /proc. */
+static bool proc_gone(int err)
+{
+    return err == ENOENT || err == ESRCH;
+}
+
+static int proc_open_dir(pid_t pid, int *dirfd)
+{
+    char path[32];
+    snprintf(path, sizeof path, "/proc/%d", (int)pid);
+    int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (proc_gone(e))
+            return pv_err(-ESRCH, "process %d does not exist", (int)pid);
+        return pv_errno(-e, "opening %s", path);
+    }
+    *dirfd = fd;
+    return 0;
+}
+
+/* Read up to cap bytes of dirfd/name into buf; returns the length. */
+static ssize_t proc_read_fixed(int dirfd, const char *name, char *buf,
+                               size_t cap)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    return (ssize_t)len;
+}
+
+/* Read all of dirfd/name (up to PROC_BLOB_CAP) into a fresh heap buffer,
+ * NUL-terminated one byte past *len so callers can treat it as a string. */
+static int proc_read_blob(int dirfd, const char *name, char **out,
+                          size_t *len_out)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    int rc = 0;
+    while (buf) {
+        if (len == cap) {
+            if (cap >= PROC_BLOB_CAP)
+                break;          /* truncated at the cap, on purpose */
+            cap *= 2;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    if (!buf)
+        return -ENOMEM;
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[len] = 0;
+    *out = buf;
+    *len_out = len;
+    return 0;
+}
+
+/* readlinkat into a heap string; "" when the link cannot be read. */
+static int proc_read_link(int dirfd, const char *name, char **out)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlinkat(dirfd, name, buf, sizeof buf);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        n = 0;                  /* no link, or too long to be honest about */
+    buf[n] = 0;
+    *out = strdup(buf);
+    return *out ? 0 : -ENOMEM;
+}
+
+/* ---- boot id ------------------------------------------------------------ */
+
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+static uint8_t boot_id[16];
+static int boot_rc;
+
+static int proc_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* "00409a62-859f-472b-a6d2-d70e906ae222\n" -> 16 bytes. */
+static int proc_parse_uuid(const char *s, size_t len, uint8_t out[16])
+{
+    size_t nib = 0;
+    for (size_t i = 0; i < len && nib < 32; i++) {
+        if (s[i] == '-')
+            continue;
+        int v = proc_hexval(s[i]);
+        if (v < 0)
+            return -EINVAL;
+        if (nib % 2 == 0)
+            out[nib / 2] = (uint8_t)(v << 4);
+        else
+            out[nib / 2] |= (uint8_t)v;
+        nib++;
+    }
+    return nib == 32 ? 0 : -EINVAL;
+}
+
+static void proc_boot_init(void)
+{
+    char buf[64];
+    ssize_t n = proc_read_fixed(AT_FDCWD, "/proc/sys/kernel/random/boot_id",
+                                buf, sizeof buf);
+    if (n < 0)
+        boot_rc = (int)n;
+    else
+        boot_rc = proc_parse_uuid(buf, (size_t)n, boot_id);
+}
+
+int proc_boot_id(uint8_t out[16])
+{
+    pthread_once(&boot_once, proc_boot_init);
+    if (boot_rc < 0)
+        return pv_errno(boot_rc, "reading /proc/sys/kernel/random/boot_id");
+    memcpy(out, boot_id, sizeof boot_id);
+    return 0;
+}
+
+/* ---- /proc/PID/status --------------------------------------------------- */
+
+/* The first number after KEY (e.g. "\nTgid:") in a NUL-terminated status
+ * text.  The kernel escapes newlines in the Name: line, so a hostile comm
+ * cannot forge a line. */
+static int proc_status_field(const char *buf, const char *key, long *out)
+{
+    const char *p = strstr(buf, key);
+    if (!p)
+        return -ENOENT;
+    p += strlen(key);
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Read status (NUL-terminated) from an open /proc/PID handle. */
+static ssize_t proc_status_at(int dirfd, pid_t pid, char *buf, size_t cap)
+{
+    ssize_t n = proc_read_fixed(dirfd, "status", buf, cap - 1);
+    if (n < 0 && proc_gone((int)-n))
+        return pv_err(-ESRCH, "process %d exited", (int)pid);
+    if (n < 0)
+        return pv_errno((int)n, "reading /proc/%d/status", (int)pid);
+    buf[n] = 0;
+    return n;
+}
+
+int proc_tgid(pid_t tid, pid_t *tgid)
+{
+    /* /proc/TID resolves thread ids too, though readdir does not list them;
+     * open the file by path directly to spend no syscall on a dir handle. */
+    char path[48], buf[PROC_STATUS_MAX];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+    ssize_t n = proc_read_fixed(AT_FDCWD, path, buf, sizeof buf - 1);
+    if (n < 0 && proc_gone((int)-n))
+        return pv_err(-ESRCH, "thread %d does not exist", (int)tid);
+    if (n < 0)
+        return pv_errno((int)n, "reading %s", path);
+    buf[n] = 0;
+    long v;
+    if (proc_status_field(buf, "\nTgid:", &v) < 0 || v <= 0)
+        return pv_err(-EINVAL, "no Tgid in %s", path);
+    *tgid = (pid_t)v;
+    return 0;
+}
+
+/* ---- /proc/PID/stat ----------------------------------------------------- */
+
+/* A bounded cursor: the stat buffer need not be NUL-terminated. */
+struct proc_cur {
+    const char *p, *end;
+};
+
+static void proc_skip_space(struct proc_cur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n'))
+        c->p++;
+}
+
+static int proc_next_int(struct proc_cur *c, long long *out)
+{
+    proc_skip_space(c);
+    bool neg = c->p < c->end && *c->p == '-';
+    if (neg)
+        c->p++;
+    if (c->p >= c->end || *c->p < '0' || *c->p > '9')
+        return -EINVAL;
+    unsigned long long v = 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        unsigned d = (unsigned)(*c->p++ - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    if (c->p < c->end && *c->p != ' ' && *c->p != '\n')
+        return -EINVAL;
+    if (v > (unsigned long long)LLONG_MAX)
+        return -ERANGE;
+    *out = neg ? -(long long)v : (long long)v;
+    return 0;
+}
+
+static int proc_stat_bad(const char *why)
+{
+    return pv_err(-EINVAL, "malformed /proc/PID/stat: %s", why);
+}
+
+/* The last ')' in buf: comm may contain ')' but nothing after it can. */
+static const char *proc_last_paren(const char *buf, size_t len)
+{
+    for (size_t i = len; i > 0; i--)
+        if (buf[i - 1] == ')')
+            return buf + i - 1;
+    return NULL;
+}
+
+int proc_parse_stat(const char *buf, size_t len, struct proc_stat *out)
+{
+    const char *open_p = memchr(buf, '(', len);
+    const char *close_p = proc_last_paren(buf, len);
+    if (!open_p || !close_p || close_p < open_p)
+        return proc_stat_bad("no (comm)");
+
+    struct proc_cur c = { buf, open_p };
+    long long pid;
+    if (proc_next_int(&c, &pid) < 0 || pid <= 0 || pid > INT_MAX)
+        return proc_stat_bad("bad pid");
+
+    c = (struct proc_cur){ close_p + 1, buf + len };
+    proc_skip_space(&c);
+    if (c.p >= c.end)
+        return proc_stat_bad("no state");
+    c.p++;                      /* field 3, one letter: not needed */
+
+    /* Fields 4..22; we keep 4 (ppid), 5 (pgrp), 6 (session), 22 (start). */
+    long long f[23];
+    for (int i = 4; i <= 22; i++)
+        if (proc_next_int(&c, &f[i]) < 0)
+            return proc_stat_bad("short or non-numeric fields");
+    if (f[4] < 0 || f[5] < 0 || f[6] < 0 || f[22] < 0 ||
+        f[4] > INT_MAX || f[5] > INT_MAX || f[6] > INT_MAX)
+        return proc_stat_bad("id out of range");
+
+    memset(out, 0, sizeof *out);
+    out->tgid = (pid_t)pid;
+    out->ppid = (pid_t)f[4];
+    out->pgid = (pid_t)f[5];
+    out->sid = (pid_t)f[6];
+    out->start = (uint64_t)f[22];
+    size_t n = (size_t)(close_p - open_p - 1);
+    if (n >= sizeof out->comm)
+        n = sizeof out->comm - 1;   /* kernel thread names can be long */
+    memcpy(out->comm, open_p + 1, n);
+    return 0;
+}
+
+static int proc_stat_at(int dirfd, pid_t pid, struct proc_stat *out)
+{
+    char buf[PROC_STAT_MAX];
+    ssize_t n = proc_read_fixed(dirfd, "stat", buf, sizeof buf);
+    if (n < 0 && proc_gone((int)-n))
+        return pv_err(-ESRCH, "process %d exited", (int)pid);
+    if (n < 0)
+        return pv_errno((int)n, "reading /proc/%d/stat", (int)pid);
+    return proc_parse_stat(buf, (size_t)n, out);
+}
+
+int proc_read_stat(pid_t pid, struct proc_stat *out)
+{
+    int dirfd, rc = proc_open_dir(pid, &dirfd);
+    if (rc < 0)
+        return rc;
+    rc = proc_stat_at(dirfd, pid, out);
+    close(dirfd);
+    return rc;
+}
+
+/* ---- image and full description ----------------------------------------- */
+
+static int proc_cmdline_at(int dirfd, pid_t pid, char **argv, size_t *len)
+{
+    int rc = proc_read_blob(dirfd, "cmdline", argv, len);
+    if (rc == -ENOMEM)
+        return pv_err(rc, "out of memory reading /proc/%d/cmdline", (int)pid);
+    if (rc < 0 && proc_gone(-rc))
+        return pv_err(-ESRCH, "process %d exited", (int)pid);
+    if (rc < 0)
+        return pv_errno(rc, "reading /proc/%d/cmdline", (int)pid);
+    return 0;
+}
+
+static int proc_image_at(int dirfd, pid_t pid, char **exe, char **argv,
+                         size_t *argv_len)
+{
+    *exe = *argv = NULL;
+    *argv_len = 0;
+    /* A deleted exe reads as "/path (deleted)": kept, it is the truth. */
+    if (proc_read_link(dirfd, "exe", exe) < 0)
+        return pv_err(-ENOMEM, "out of memory");
+    int rc = proc_cmdline_at(dirfd, pid, argv, argv_len);
+    if (rc < 0) {
+        free(*exe);
+        *exe = NULL;
+    }
+    return rc;
+}
+
+int proc_read_image(pid_t tgid, char **exe, char **argv, size_t *argv_len)
+{
+    int dirfd, rc = proc_open_dir(tgid, &dirfd);
+    if (rc < 0)
+        return rc;
+    rc = proc_image_at(dirfd, tgid, exe, argv, argv_len);
+    close(dirfd);
+    return rc;
+}
+
+/* Real uid and gid: the first of the four values on "Uid:" and "Gid:". */
+static int proc_ids_at(int dirfd, pid_t pid, uid_t *uid, gid_t *gid)
+{
+    char buf[PROC_STATUS_MAX];
+    ssize_t n = proc_status_at(dirfd, pid, buf, sizeof buf);
+    if (n < 0)
+        return (int)n;
+    long u, g;
+    if (proc_status_field(buf, "\nUid:", &u) < 0 ||
+        proc_status_field(buf, "\nGid:", &g) < 0)
+        return pv_err(-EINVAL, "no Uid/Gid in /proc/%d/status", (int)pid);
+    *uid = (uid_t)u;
+    *gid = (gid_t)g;
+    return 0;
+}
+
+/* environ is private to its owner: EACCES (or any other failure) just means
+ * we record no environment. */
+static int proc_environ_at(int dirfd, char **env, size_t *len)
+{
+    int rc = proc_read_blob(dirfd, "environ", env, len);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0) {
+        *len = 0;
+        *env = calloc(1, 1);
+        if (!*env)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int proc_links_at(int dirfd, struct proc_info *pi)
+{
+    static const char *const fdname[3] = { "fd/0", "fd/1", "fd/2" };
+    if (proc_read_link(dirfd, "cwd", &pi->cwd) < 0)
+        return -ENOMEM;
+    for (int i = 0; i < 3; i++)
+        if (proc_read_link(dirfd, fdname[i], &pi->fd[i]) < 0)
+            return -ENOMEM;
+    return proc_environ_at(dirfd, &pi->env, &pi->env_len);
+}
+
+static int proc_info_at(int dirfd, pid_t tgid, struct proc_info *pi)
+{
+    int rc = proc_boot_id(pi->key.boot_id);
+    if (rc < 0)
+        return rc;
+    if ((rc = proc_stat_at(dirfd, tgid, &pi->st)) < 0)
+        return rc;
+    pi->key.tgid = pi->st.tgid;
+    pi->key.start = pi->st.start;
+    if ((rc = proc_ids_at(dirfd, tgid, &pi->uid, &pi->gid)) < 0)
+        return rc;
+    rc = proc_image_at(dirfd, tgid, &pi->exe, &pi->argv, &pi->argv_len);
+    if (rc < 0)
+        return rc;
+    if (proc_links_at(dirfd, pi) < 0)
+        return pv_err(-ENOMEM, "out of memory reading process %d", (int)tgid);
+    return 0;
+}
+
+int proc_read_info(pid_t tgid, struct proc_info *out)
+{
+    memset(out, 0, sizeof *out);
+    int dirfd, rc = proc_open_dir(tgid, &dirfd);
+    if (rc < 0)
+        return rc;
+    rc = proc_info_at(dirfd, tgid, out);
+    close(dirfd);
+    if (rc < 0)
+        proc_info_free(out);
+    return rc;
+}
+
+void proc_info_free(struct proc_info *pi)
+{
+    if (!pi)
+        return;
+    free(pi->exe);
+    free(pi->argv);
+    free(pi->cwd);
+    free(pi->env);
+    for (int i = 0; i < 3; i++)
+        free(pi->fd[i]);
+    memset(pi, 0, sizeof *pi);
+}
