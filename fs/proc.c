@@ -9,8 +9,8 @@
  * reused while we read, lookups through the old handle fail instead of
  * silently describing the new process.
  *
- * Assumes Linux /proc (stat field layout of proc(5), "Tgid:", "Uid:",
- * "Gid:" lines in status).  Callers pass thread-group ids except to
+ * Assumes Linux >= 3.5 /proc (stat field layout of proc(5) through field
+ * 48, arg_start; "Tgid:", "Uid:", "Gid:" lines in status).  Callers pass thread-group ids except to
  * proc_tgid(), which is what turns a FUSE caller's thread id into one.
  *
  * Failure policy: stat, status and cmdline exist for every process that is
@@ -35,7 +35,7 @@
 /* argv and environ can be huge (a linker command line); one MiB keeps a
  * hostile process from making the daemon allocate without bound. */
 #define PROC_BLOB_CAP (1u << 20)
-#define PROC_STAT_MAX 1024      /* holds comm (<= 64) and fields 3..22 */
+#define PROC_STAT_MAX 2048      /* comm (<= 64 bytes) + 52 numbers */
 #define PROC_STATUS_MAX 4096    /* Tgid/Uid/Gid are in the first lines */
 
 /* ENOENT and ESRCH both mean "no such process any more" in /proc. */
@@ -258,32 +258,44 @@ struct proc_cur {
     const char *p, *end;
 };
 
+static bool proc_is_space(char ch)
+{
+    return ch == ' ' || ch == '\n';
+}
+
 static void proc_skip_space(struct proc_cur *c)
 {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n'))
+    while (c->p < c->end && proc_is_space(*c->p))
         c->p++;
 }
 
-static int proc_next_int(struct proc_cur *c, long long *out)
+/* Skip one field we do not keep; fails only at the end of the buffer. */
+static int proc_skip_field(struct proc_cur *c)
 {
     proc_skip_space(c);
-    bool neg = c->p < c->end && *c->p == '-';
-    if (neg)
+    if (c->p >= c->end)
+        return -EINVAL;
+    while (c->p < c->end && !proc_is_space(*c->p))
         c->p++;
+    return 0;
+}
+
+/* One whole field of decimal digits: the fields we keep are unsigned. */
+static int proc_next_u64(struct proc_cur *c, uint64_t *out)
+{
+    proc_skip_space(c);
     if (c->p >= c->end || *c->p < '0' || *c->p > '9')
         return -EINVAL;
-    unsigned long long v = 0;
+    uint64_t v = 0;
     while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
         unsigned d = (unsigned)(*c->p++ - '0');
-        if (v > (ULLONG_MAX - d) / 10)
+        if (v > (UINT64_MAX - d) / 10)
             return -ERANGE;
         v = v * 10 + d;
     }
-    if (c->p < c->end && *c->p != ' ' && *c->p != '\n')
+    if (c->p < c->end && !proc_is_space(*c->p))
         return -EINVAL;
-    if (v > (unsigned long long)LLONG_MAX)
-        return -ERANGE;
-    *out = neg ? -(long long)v : (long long)v;
+    *out = v;
     return 0;
 }
 
@@ -301,6 +313,33 @@ static const char *proc_last_paren(const char *buf, size_t len)
     return NULL;
 }
 
+/* Fields 3..48 after "pid (comm)": keep ppid, pgrp, session, starttime
+ * and arg_start (numbering of proc(5)); the rest are skipped unparsed. */
+static int proc_stat_fields(struct proc_cur *c, struct proc_stat *out)
+{
+    uint64_t ppid, pgid, sid;
+    for (int i = 3; i <= 48; i++) {
+        int rc;
+        switch (i) {
+        case 4: rc = proc_next_u64(c, &ppid); break;
+        case 5: rc = proc_next_u64(c, &pgid); break;
+        case 6: rc = proc_next_u64(c, &sid); break;
+        case 22: rc = proc_next_u64(c, &out->start); break;
+        case 48: rc = proc_next_u64(c, &out->arg_start); break;
+        default: rc = proc_skip_field(c); break;
+        }
+        if (rc < 0)
+            return proc_stat_bad(i == 3 ? "no state"
+                                        : "short or non-numeric fields");
+    }
+    if (ppid > INT_MAX || pgid > INT_MAX || sid > INT_MAX)
+        return proc_stat_bad("id out of range");
+    out->ppid = (pid_t)ppid;
+    out->pgid = (pid_t)pgid;
+    out->sid = (pid_t)sid;
+    return 0;
+}
+
 int proc_parse_stat(const char *buf, size_t len, struct proc_stat *out)
 {
     const char *open_p = memchr(buf, '(', len);
@@ -309,35 +348,22 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *out)
         return proc_stat_bad("no (comm)");
 
     struct proc_cur c = { buf, open_p };
-    long long pid;
-    if (proc_next_int(&c, &pid) < 0 || pid <= 0 || pid > INT_MAX)
+    uint64_t pid;
+    if (proc_next_u64(&c, &pid) < 0 || pid == 0 || pid > INT_MAX)
         return proc_stat_bad("bad pid");
 
+    struct proc_stat st;
+    memset(&st, 0, sizeof st);
     c = (struct proc_cur){ close_p + 1, buf + len };
-    proc_skip_space(&c);
-    if (c.p >= c.end)
-        return proc_stat_bad("no state");
-    c.p++;                      /* field 3, one letter: not needed */
-
-    /* Fields 4..22; we keep 4 (ppid), 5 (pgrp), 6 (session), 22 (start). */
-    long long f[23];
-    for (int i = 4; i <= 22; i++)
-        if (proc_next_int(&c, &f[i]) < 0)
-            return proc_stat_bad("short or non-numeric fields");
-    if (f[4] < 0 || f[5] < 0 || f[6] < 0 || f[22] < 0 ||
-        f[4] > INT_MAX || f[5] > INT_MAX || f[6] > INT_MAX)
-        return proc_stat_bad("id out of range");
-
-    memset(out, 0, sizeof *out);
-    out->tgid = (pid_t)pid;
-    out->ppid = (pid_t)f[4];
-    out->pgid = (pid_t)f[5];
-    out->sid = (pid_t)f[6];
-    out->start = (uint64_t)f[22];
+    int rc = proc_stat_fields(&c, &st);
+    if (rc < 0)
+        return rc;
+    st.tgid = (pid_t)pid;
     size_t n = (size_t)(close_p - open_p - 1);
-    if (n >= sizeof out->comm)
-        n = sizeof out->comm - 1;   /* kernel thread names can be long */
-    memcpy(out->comm, open_p + 1, n);
+    if (n >= sizeof st.comm)
+        n = sizeof st.comm - 1;     /* kernel thread names can be long */
+    memcpy(st.comm, open_p + 1, n);
+    *out = st;
     return 0;
 }
 

@@ -26,14 +26,15 @@
 
 static char *self_argv0;
 
-/* A full stat line around COMM: ppid 42, pgrp 43, session 44, start 12345. */
+/* A full 52-field stat line around COMM: ppid 42, pgrp 43, session 44,
+ * tpgid -1, start 12345, rsslim 2^64-1, arg_start 140737488351000. */
 static int stat_line(char *buf, size_t cap, const char *comm)
 {
     return snprintf(buf, cap,
-                    "4711 (%s) S 42 43 44 34817 4711 4194304 100 0 0 0 "
+                    "4711 (%s) S 42 43 44 34817 -1 4194304 100 0 0 0 "
                     "1 2 0 0 20 0 1 0 12345 1000000 200 "
                     "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 3 0 0 "
-                    "0 0 0 0 0 0 0 0 0 0 0\n", comm);
+                    "0 0 0 0 0 0 140737488351000 0 0 0 0\n", comm);
 }
 
 static void check_parsed(const char *comm, const char *want_comm)
@@ -47,6 +48,7 @@ static void check_parsed(const char *comm, const char *want_comm)
     assert_int_equal(st.pgid, 43);
     assert_int_equal(st.sid, 44);
     assert_int_equal(st.start, 12345);
+    assert_int_equal(st.arg_start, 140737488351000ULL);
     assert_string_equal(st.comm, want_comm);
 }
 
@@ -89,6 +91,13 @@ static void test_parse_malformed(void **state)
         "x (p) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19",
         "4711 (p) S 1 2 x 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19",
         "4711 (p)",
+        "-4711 (p) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19",
+        /* 22 fields but not the 48 we read (arg_start) */
+        "4711 (p) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19",
+        /* a negative ppid */
+        "4711 (p) S -1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 "
+        "21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 "
+        "42 43 44 45 46 47 48 49",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(proc_parse_stat(bad[i], strlen(bad[i]), &st),
@@ -140,6 +149,8 @@ static void test_read_self(void **state)
     assert_non_null(getcwd(want, sizeof want));
     assert_string_equal(pi.cwd, want);
     assert_string_equal(pi.argv, self_argv0);   /* first NUL-separated arg */
+    /* arg_start is where the kernel put argv[0]'s bytes. */
+    assert_int_equal(pi.st.arg_start, (uintptr_t)self_argv0);
     assert_true(pi.argv_len > strlen(self_argv0));
     assert_int_equal(pi.argv[pi.argv_len - 1], 0);
     assert_non_null(pi.env);
