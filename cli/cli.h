@@ -50,6 +50,16 @@ int cli_ws_open_store(struct cli_ws *ws, unsigned flags, struct store **out);
  * workspace-relative path without leading '/'.  -EINVAL if outside. */
 int cli_ws_relpath(const struct cli_ws *ws, const char *arg, char *out, size_t len);
 
+/* Print bytes for a human: printable text as is, anything else (newlines,
+ * control bytes, invalid UTF-8) as \n, \t or \xNN, so one record stays on
+ * one line whatever a file is called. */
+void cli_put_bytes(FILE *f, const char *p, size_t n);
+/* argv (NUL-separated) as one line, words separated by spaces. */
+void cli_put_argv(FILE *f, const char *p, size_t n);
+/* Parse "1700000000", "2026-11-22", "2026-11-22 10:00[:00]" (local time)
+ * or "2026-11-22T10:00:00Z" into ns since the epoch. */
+int cli_parse_time(const char *s, unsigned long long *ns);
+
 /* Is stdout a terminal (for colour and progress lines)? */
 int cli_isatty(void);
 

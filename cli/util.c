@@ -2,11 +2,15 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/mounts.h"
 #include "common/err.h"
 #include "store/store.h"
 
@@ -70,7 +74,9 @@ int cli_ws_find(const char *start, struct cli_ws *ws)
         snprintf(probe, sizeof probe, "%s/.provfs", strcmp(dir, "/") ? dir : "");
         if (stat(probe, &sb) == 0 && S_ISDIR(sb.st_mode)) {
             snprintf(ws->root, sizeof ws->root, "%s", dir);
-            snprintf(ws->store, sizeof ws->store, "%s", probe);
+            if (strlen(probe) >= sizeof ws->store)
+                return pv_err(-ENAMETOOLONG, "path too long: %s", probe);
+            memcpy(ws->store, probe, strlen(probe) + 1);
             return 0;
         }
         if (!strcmp(dir, "/"))
@@ -99,38 +105,71 @@ int cli_ws_open_store(struct cli_ws *ws, unsigned flags, struct store **out)
 
 int cli_ws_relpath(const struct cli_ws *ws, const char *arg, char *out, size_t len)
 {
-    char abs[PATH_MAX * 2];
-    if (arg[0] == '/') {
-        snprintf(abs, sizeof abs, "%s", arg);
-    } else {
-        char cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd))
-            return pv_errno(-errno, "getcwd");
-        snprintf(abs, sizeof abs, "%s/%s", cwd, arg);
-    }
-    /* Normalize lexically: the path may name a deleted file, so no realpath. */
-    char norm[PATH_MAX * 2] = "";
-    size_t n = 0;
-    for (char *save, *seg = strtok_r(abs, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
-        if (!strcmp(seg, ".") || !*seg)
-            continue;
-        if (!strcmp(seg, "..")) {
-            char *s = strrchr(norm, '/');
-            n = s ? (size_t)(s - norm) : 0;
-            norm[n] = 0;
-            continue;
-        }
-        n += snprintf(norm + n, sizeof norm - n, "/%s", seg);
-    }
-    size_t rl = strlen(ws->root);
-    const char *root = strcmp(ws->root, "/") ? ws->root : "";
-    if (!strcmp(ws->root, "/"))
-        rl = 0;
-    if (strncmp(norm, root, rl) || (norm[rl] && norm[rl] != '/'))
+    /* Lexical: the path may name a deleted file, so no realpath(). */
+    char norm[PATH_MAX];
+    int rc = cli_abspath(arg, norm, sizeof norm);
+    if (rc)
+        return rc;
+    size_t rl = strcmp(ws->root, "/") ? strlen(ws->root) : 0;
+    if (strncmp(norm, ws->root, rl) || (norm[rl] && norm[rl] != '/'))
         return pv_err(-EINVAL, "%s is outside the workspace %s", arg, ws->root);
     const char *rel = norm + rl + (norm[rl] == '/');
     if (strlen(rel) >= len)
         return pv_err(-ENAMETOOLONG, "path too long: %s", arg);
     strcpy(out, rel);
     return 0;
+}
+
+void cli_put_bytes(FILE *f, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c == '\\')
+            fputs("\\\\", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);    /* UTF-8 passes through; terminals render it */
+    }
+}
+
+void cli_put_argv(FILE *f, const char *p, size_t n)
+{
+    while (n && p[n - 1] == 0)
+        n--;
+    for (size_t i = 0; i < n;) {
+        size_t len = strnlen(p + i, n - i);
+        if (i)
+            fputc(' ', f);
+        cli_put_bytes(f, p + i, len);
+        i += len + 1;
+    }
+}
+
+int cli_parse_time(const char *s, unsigned long long *ns)
+{
+    char *end;
+    unsigned long long secs = strtoull(s, &end, 10);
+    if (*s && !*end) {
+        *ns = secs * 1000000000ull;
+        return 0;
+    }
+    static const char *const fmts[] = { "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S",
+                                        "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d" };
+    for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+        struct tm tm = { 0 };
+        tm.tm_isdst = -1;
+        const char *rest = strptime(s, fmts[i], &tm);
+        if (!rest || *rest)
+            continue;
+        time_t t = i == 0 ? timegm(&tm) : mktime(&tm);
+        *ns = (unsigned long long)t * 1000000000ull;
+        return 0;
+    }
+    return pv_err(-EINVAL, "cannot read '%s' as a time (use epoch seconds, "
+                  "YYYY-MM-DD, 'YYYY-MM-DD HH:MM[:SS]' or RFC 3339 UTC)", s);
 }

@@ -1,0 +1,125 @@
+/*
+ * cmd_status.c - `provfs status [--json] [DIR]`: is the workspace mounted,
+ * by which daemon, what has been recorded, and how deep the queues are.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/err.h"
+#include "store/catalog.h"
+#include "store/json.h"
+#include "store/store.h"
+
+#define STATUS_USAGE "provfs status [--json] [DIR]"
+
+struct status_live {
+    int ok;
+    unsigned long long queued, committed, procs, gaps, batches, inodes, open_fds;
+};
+
+static void status_parse_live(const char *ans, struct status_live *l)
+{
+    struct { const char *k; unsigned long long *v; } keys[] = {
+        { "queued", &l->queued }, { "committed", &l->committed },
+        { "procs", &l->procs }, { "gaps", &l->gaps }, { "batches", &l->batches },
+        { "inodes", &l->inodes }, { "open_fds", &l->open_fds },
+    };
+    for (const char *p = ans; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            size_t kl = strlen(keys[i].k);
+            if (!strncmp(p, keys[i].k, kl) && p[kl] == '=')
+                *keys[i].v = strtoull(p + kl + 1, NULL, 10);
+        }
+        if (!strncmp(p, "end", 3))
+            l->ok = 1;
+    }
+}
+
+static void status_print_json(const struct cli_ws *ws, const struct cat_counts *c,
+                              const struct status_live *l)
+{
+    printf("{\"workspace\":");
+    json_str(stdout, ws->root, strlen(ws->root));
+    printf(",\"mounted\":%s", ws->mounted ? "true" : "false");
+    if (ws->mounted) {
+        printf(",\"pid\":%d,\"source\":", (int)ws->rt.pid);
+        json_str(stdout, ws->rt.source, strlen(ws->rt.source));
+        printf(",\"log\":");
+        json_str(stdout, ws->rt.log, strlen(ws->rt.log));
+    }
+    printf(",\"events\":%llu,\"processes\":%llu,\"files\":%llu,\"images\":%llu,\"gaps\":%llu",
+           (unsigned long long)c->events, (unsigned long long)c->procs,
+           (unsigned long long)c->files, (unsigned long long)c->images,
+           (unsigned long long)c->gaps);
+    if (l->ok)
+        printf(",\"queue\":{\"events\":%llu},\"daemon\":{\"committed\":%llu,"
+               "\"processes\":%llu,\"gaps\":%llu,\"batches\":%llu,\"inodes\":%llu,"
+               "\"open_fds\":%llu}", l->queued, l->committed, l->procs, l->gaps,
+               l->batches, l->inodes, l->open_fds);
+    printf("}\n");
+}
+
+static void status_print_text(const struct cli_ws *ws, const struct cat_counts *c,
+                              const struct status_live *l)
+{
+    printf("workspace: %s\n", ws->root);
+    if (ws->mounted)
+        printf("mounted:   yes (daemon pid %d, source %s)\nlog:       %s\n",
+               (int)ws->rt.pid, ws->rt.source, ws->rt.log);
+    else
+        printf("mounted:   no\n");
+    printf("recorded:  %llu events, %llu processes, %llu files\n",
+           (unsigned long long)c->events, (unsigned long long)c->procs,
+           (unsigned long long)c->files);
+    if (c->gaps)
+        printf("gaps:      %llu events could not be recorded (see the log)\n",
+               (unsigned long long)c->gaps);
+    if (l->ok)
+        printf("queues:    %llu events waiting to be committed; %llu committed in "
+               "%llu batches since mount\n", l->queued, l->committed, l->batches);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 }
+    };
+    int json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+        if (c == 'j') json = 1;
+        else if (c == 'h') { printf("usage: %s\n", STATUS_USAGE); return 0; }
+        else return cli_usage(STATUS_USAGE, "bad arguments");
+    }
+    if (argc - optind > 1)
+        return cli_usage(STATUS_USAGE, "expected at most one directory");
+    struct cli_ws ws;
+    if (cli_ws_find(optind < argc ? argv[optind] : NULL, &ws))
+        return cli_fail("status");
+    struct status_live live = { 0 };
+    char ans[1024];
+    if (ws.mounted && fs_runtime_request(&ws.rt, "status", ans, sizeof ans) == 0)
+        status_parse_live(ans, &live);
+    struct store *st;
+    struct cat_reader *rd;
+    struct cat_counts counts;
+    if (store_open(&st, ws.store, STORE_RDONLY))
+        return cli_fail("status");
+    int rc = cat_read_begin(st, &rd);
+    if (!rc) {
+        rc = cat_counts(rd, &counts);
+        cat_read_end(rd);
+    }
+    store_close(st);
+    if (rc)
+        return cli_fail("status");
+    if (json)
+        status_print_json(&ws, &counts, &live);
+    else
+        status_print_text(&ws, &counts, &live);
+    return 0;
+}

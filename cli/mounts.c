@@ -1,0 +1,156 @@
+/* mounts.c - mount table and busy-mount diagnostics; see mounts.h. */
+#include <stdio.h>
+
+#include "cli/mounts.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void mounts_unescape(char *s)
+{
+    char *o = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] && s[3]) {
+            *o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+            s += 3;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+}
+
+int cli_mount_lookup(const char *path, char *fstype, size_t len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return pv_errno(-errno, "reading /proc/self/mountinfo");
+    char *line = NULL;
+    size_t cap = 0;
+    int found = 0;
+    /* The last matching entry wins: it is the topmost mount. */
+    while (getline(&line, &cap, f) > 0) {
+        char *save, *fields[10];
+        int n = 0;
+        for (char *t = strtok_r(line, " \n", &save); t && n < 10; t = strtok_r(NULL, " \n", &save))
+            fields[n++] = t;
+        if (n < 9)
+            continue;
+        mounts_unescape(fields[4]);
+        if (strcmp(fields[4], path))
+            continue;
+        /* after the optional fields comes "-", then fstype */
+        int i = 6;
+        while (i < n && strcmp(fields[i], "-"))
+            i++;
+        if (i + 1 < n) {
+            snprintf(fstype, len, "%s", fields[i + 1]);
+            found = 1;
+        }
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+static int mounts_under(const char *link, const char *path, size_t plen)
+{
+    char target[PATH_MAX];
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+        return 0;
+    target[n] = 0;
+    return !strncmp(target, path, plen) && (target[plen] == '/' || target[plen] == 0);
+}
+
+static int mounts_pid_holds(const char *pid, const char *path, size_t plen)
+{
+    char p[PATH_MAX];
+    const char *links[] = { "cwd", "root" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "/proc/%s/%s", pid, links[i]);
+        if (mounts_under(p, path, plen))
+            return 1;
+    }
+    snprintf(p, sizeof p, "/proc/%s/fd", pid);
+    DIR *d = opendir(p);
+    if (!d)
+        return 0;
+    int held = 0;
+    for (struct dirent *e; !held && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char fp[PATH_MAX + 300];
+        snprintf(fp, sizeof fp, "%s/%s", p, e->d_name);
+        held = mounts_under(fp, path, plen);
+    }
+    closedir(d);
+    return held;
+}
+
+int cli_mount_holders(const char *path, FILE *out, int max)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int found = 0;
+    size_t plen = strlen(path);
+    pid_t self = getpid();
+    for (struct dirent *e; found < max && (e = readdir(d));) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == self)
+            continue;
+        if (!mounts_pid_holds(e->d_name, path, plen))
+            continue;
+        char comm[64] = "?", cp[PATH_MAX];
+        snprintf(cp, sizeof cp, "/proc/%s/comm", e->d_name);
+        FILE *f = fopen(cp, "r");
+        if (f) {
+            if (fgets(comm, sizeof comm, f))
+                comm[strcspn(comm, "\n")] = 0;
+            fclose(f);
+        }
+        fprintf(out, "%s%s (%s)", found ? ", " : "", e->d_name, comm);
+        found++;
+    }
+    closedir(d);
+    return found;
+}
+
+int cli_abspath(const char *in, char *out, size_t len)
+{
+    char buf[PATH_MAX * 2];
+    if (in[0] == '/') {
+        snprintf(buf, sizeof buf, "%s", in);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return pv_errno(-errno, "getcwd");
+        snprintf(buf, sizeof buf, "%s/%s", cwd, in);
+    }
+    char norm[PATH_MAX * 2] = "";
+    size_t n = 0;
+    for (char *save, *seg = strtok_r(buf, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(seg, "."))
+            continue;
+        if (!strcmp(seg, "..")) {
+            char *s = strrchr(norm, '/');
+            n = s ? (size_t)(s - norm) : 0;
+            norm[n] = 0;
+            continue;
+        }
+        n += snprintf(norm + n, sizeof norm - n, "/%s", seg);
+    }
+    if (!n)
+        strcpy(norm, "/");
+    if (strlen(norm) >= len)
+        return pv_err(-ENAMETOOLONG, "path too long: %s", in);
+    strcpy(out, norm);
+    return 0;
+}

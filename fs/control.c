@@ -1,0 +1,112 @@
+/* control.c - answer "status" and "sync" on a unix socket; see runtime.h. */
+#include "fs/control.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "fs/capture.h"
+#include "fs/ops.h"
+
+static struct {
+    int fd;
+    pthread_t thread;
+    int running;
+    char path[108];
+    struct fs_ctx *ctx;
+} ctl = { .fd = -1 };
+
+static void ctl_status(FILE *f)
+{
+    struct cap_stats cs;
+    struct fs_stats fst;
+    cap_get_stats(&cs);
+    fs_get_stats(ctl.ctx, &fst);
+    fprintf(f, "queued=%llu\ncommitted=%llu\nprocs=%llu\ngaps=%llu\nbatches=%llu\n"
+            "inodes=%lu\nopen_fds=%lu\nend\n",
+            (unsigned long long)cs.queued, (unsigned long long)cs.committed,
+            (unsigned long long)cs.procs, (unsigned long long)cs.gaps,
+            (unsigned long long)cs.batches, fst.inodes, fst.open_fds);
+}
+
+static void ctl_serve(int cfd)
+{
+    char req[64];
+    ssize_t n = read(cfd, req, sizeof req - 1);
+    if (n <= 0)
+        return;
+    req[n] = 0;
+    req[strcspn(req, "\r\n")] = 0;
+    FILE *f = fdopen(dup(cfd), "w");
+    if (!f)
+        return;
+    if (!strcmp(req, "status"))
+        ctl_status(f);
+    else if (!strcmp(req, "sync"))
+        fputs(cap_flush() ? "error\n" : "ok\n", f);
+    else
+        fprintf(f, "error unknown request\n");
+    fclose(f);
+}
+
+static void *ctl_loop(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int cfd = accept4(ctl.fd, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break;      /* socket shut down: we are stopping */
+        }
+        ctl_serve(cfd);
+        close(cfd);
+    }
+    return NULL;
+}
+
+int fs_control_start(const char *sock_path, struct fs_ctx *ctx)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(sock_path) >= sizeof sa.sun_path)
+        return pv_err(-ENAMETOOLONG, "control socket path too long: %s", sock_path);
+    strcpy(sa.sun_path, sock_path);
+    strcpy(ctl.path, sock_path);
+    ctl.ctx = ctx;
+    unlink(sock_path);
+    ctl.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (ctl.fd < 0)
+        return pv_errno(-errno, "creating the control socket");
+    if (bind(ctl.fd, (struct sockaddr *)&sa, sizeof sa) || listen(ctl.fd, 16)) {
+        int rc = pv_errno(-errno, "binding the control socket %s", sock_path);
+        close(ctl.fd);
+        ctl.fd = -1;
+        return rc;
+    }
+    int rc = pthread_create(&ctl.thread, NULL, ctl_loop, NULL);
+    if (rc) {
+        close(ctl.fd);
+        ctl.fd = -1;
+        return pv_errno(-rc, "starting the control thread");
+    }
+    ctl.running = 1;
+    return 0;
+}
+
+void fs_control_stop(void)
+{
+    if (!ctl.running)
+        return;
+    shutdown(ctl.fd, SHUT_RDWR);   /* wakes accept() */
+    pthread_join(ctl.thread, NULL);
+    close(ctl.fd);
+    unlink(ctl.path);
+    ctl.fd = -1;
+    ctl.running = 0;
+}

@@ -1,0 +1,153 @@
+/* runtime.c - the runtime file and control-socket client; see runtime.h. */
+#include "fs/runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/err.h"
+
+int fs_runtime_dir(char *dir, size_t len)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (geteuid() == 0)
+        snprintf(dir, len, "/run/provfs");
+    else if (xdg && *xdg)
+        snprintf(dir, len, "%s/provfs", xdg);
+    else
+        snprintf(dir, len, "/tmp/provfs-%u", (unsigned)geteuid());
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        return pv_errno(-errno, "creating runtime directory %s", dir);
+    return 0;
+}
+
+int fs_runtime_base(const char *mountpoint, char *base, size_t len)
+{
+    char dir[PATH_MAX];
+    int rc = fs_runtime_dir(dir, sizeof dir);
+    if (rc)
+        return rc;
+    unsigned char md[32];
+    unsigned int mdlen = sizeof md;
+    EVP_Digest(mountpoint, strlen(mountpoint), md, &mdlen, EVP_sha256(), NULL);
+    char hex[17];
+    for (int i = 0; i < 8; i++)
+        sprintf(hex + 2 * i, "%02x", md[i]);
+    snprintf(base, len, "%s/%s", dir, hex);
+    return 0;
+}
+
+int fs_runtime_write(const struct fs_runtime *rt)
+{
+    char base[PATH_MAX], path[PATH_MAX + 8], tmp[PATH_MAX + 16];
+    int rc = fs_runtime_base(rt->mountpoint, base, sizeof base);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof path, "%s.run", base);
+    snprintf(tmp, sizeof tmp, "%s.run.tmp", base);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return pv_errno(-errno, "writing %s", tmp);
+    fprintf(f, "pid=%d\nrootfd=%d\nsource=%s\nmountpoint=%s\nlog=%s\nsock=%s\n",
+            (int)rt->pid, rt->rootfd, rt->source, rt->mountpoint, rt->log, rt->sock);
+    if (fclose(f) || rename(tmp, path)) {
+        rc = pv_errno(-errno, "writing %s", path);
+        unlink(tmp);
+        return rc;
+    }
+    return 0;
+}
+
+static void rt_field(char *dst, size_t len, const char *val)
+{
+    snprintf(dst, len, "%s", val);
+}
+
+int fs_runtime_read(const char *mountpoint, struct fs_runtime *rt)
+{
+    char base[PATH_MAX], path[PATH_MAX + 8], line[PATH_MAX + 32];
+    int rc = fs_runtime_base(mountpoint, base, sizeof base);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof path, "%s.run", base);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? -ENOENT : pv_errno(-errno, "reading %s", path);
+    memset(rt, 0, sizeof *rt);
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq++ = 0;
+        if (!strcmp(line, "pid")) rt->pid = atoi(eq);
+        else if (!strcmp(line, "rootfd")) rt->rootfd = atoi(eq);
+        else if (!strcmp(line, "source")) rt_field(rt->source, sizeof rt->source, eq);
+        else if (!strcmp(line, "mountpoint")) rt_field(rt->mountpoint, sizeof rt->mountpoint, eq);
+        else if (!strcmp(line, "log")) rt_field(rt->log, sizeof rt->log, eq);
+        else if (!strcmp(line, "sock")) rt_field(rt->sock, sizeof rt->sock, eq);
+    }
+    fclose(f);
+    if (rt->pid <= 0 || strcmp(rt->mountpoint, mountpoint))
+        return pv_err(-EUCLEAN, "runtime file %s is damaged", path);
+    return 0;
+}
+
+void fs_runtime_remove(const char *mountpoint)
+{
+    char base[PATH_MAX], path[PATH_MAX + 8];
+    if (fs_runtime_base(mountpoint, base, sizeof base))
+        return;
+    snprintf(path, sizeof path, "%s.run", base);
+    unlink(path);
+    snprintf(path, sizeof path, "%s.sock", base);
+    unlink(path);
+}
+
+int fs_runtime_store_path(const struct fs_runtime *rt, char *out, size_t len)
+{
+    snprintf(out, len, "/proc/%d/fd/%d/.provfs", (int)rt->pid, rt->rootfd);
+    return 0;
+}
+
+int fs_runtime_request(const struct fs_runtime *rt, const char *req,
+                       char *out, size_t len)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(rt->sock) >= sizeof sa.sun_path)
+        return pv_err(-ENAMETOOLONG, "control socket path too long");
+    strcpy(sa.sun_path, rt->sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return pv_errno(-errno, "socket");
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        int rc = pv_errno(-errno, "connecting to the daemon at %s", rt->sock);
+        close(fd);
+        return rc;
+    }
+    size_t rl = strlen(req);
+    int rc = 0;
+    if (write(fd, req, rl) != (ssize_t)rl || write(fd, "\n", 1) != 1)
+        rc = pv_errno(-errno, "talking to the daemon");
+    size_t got = 0;
+    while (!rc && got + 1 < len) {
+        ssize_t n = read(fd, out + got, len - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = pv_errno(-errno, "reading the daemon's answer");
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    out[got] = 0;
+    close(fd);
+    return rc;
+}

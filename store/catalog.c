@@ -1,0 +1,548 @@
+/*
+ * catalog.c - processes, images, files and events in LMDB; see catalog.h.
+ *
+ * Record layouts (codec.h varints and byte strings, fields appended only):
+ *   procs[id]            boot16 start tgid ppid pgid sid uid gid parent seq
+ *                        wall comm exe argv cwd env fd0 fd1 fd2
+ *   prockeys[boot16|start|tgid] -> id
+ *   images[id|n]         seq wall exe argv
+ *   children[parent|child] -> ""
+ *   events[seq]          op proc path path2 arg wall file file2
+ *   procevents[proc|seq], fileevents[file|seq] -> ""
+ *   paths[path key] -> file id;  files[id] path first_seq
+ */
+#include "store/catalog.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "store/codec.h"
+#include "store/store_int.h"
+
+struct cat_reader {
+    struct store *st;
+    MDB_txn *txn;
+};
+
+/* LMDB keys are at most 511 bytes; longer paths keep a prefix (so cursor
+ * order stays roughly by path) plus a SHA-256 of the whole path. */
+#define CAT_PATHKEY_MAX 480
+#define CAT_PATHKEY_PREFIX (CAT_PATHKEY_MAX - 32)
+
+static size_t cat_path_key(const char *p, size_t n, uint8_t *key)
+{
+    if (n <= CAT_PATHKEY_MAX) {
+        memcpy(key, p, n);
+        return n;
+    }
+    memcpy(key, p, CAT_PATHKEY_PREFIX);
+    unsigned int len = 32;
+    EVP_Digest(p, n, key + CAT_PATHKEY_PREFIX, &len, EVP_sha256(), NULL);
+    return CAT_PATHKEY_MAX;
+}
+
+static struct cat_str cat_get_str(struct cread *r)
+{
+    struct cat_str s;
+    s.p = (const char *)cread_bytes(r, &s.n);
+    return s;
+}
+
+static void cat_put_str(struct cbuf *b, struct cat_str s)
+{
+    cbuf_put_bytes(b, s.p, s.p ? s.n : 0);
+}
+
+static int cat_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn,
+                   const void *v, size_t vn, unsigned flags, const char *what)
+{
+    MDB_val key = { kn, (void *)k }, val = { vn, (void *)v };
+    return store_mdb_err(mdb_put(txn, dbi, &key, &val, flags), what);
+}
+
+/* --- encoding ---------------------------------------------------------- */
+
+static void cat_enc_proc(struct cbuf *b, const struct cat_proc *p)
+{
+    cbuf_put_raw(b, p->boot_id, 16);
+    uint64_t nums[] = { p->start, p->tgid, p->ppid, p->pgid, p->sid, p->uid,
+                        p->gid, p->parent_id, p->seq, p->wall_ns };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        cbuf_put_u64(b, nums[i]);
+    struct cat_str strs[] = { p->comm, p->exe, p->argv, p->cwd, p->env,
+                              p->fd[0], p->fd[1], p->fd[2] };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        cat_put_str(b, strs[i]);
+}
+
+static int cat_dec_proc(uint64_t id, const MDB_val *v, struct cat_proc *p)
+{
+    struct cread r;
+    cread_init(&r, v->mv_data, v->mv_size);
+    memset(p, 0, sizeof *p);
+    p->id = id;
+    const uint8_t *boot = cread_raw(&r, 16);
+    if (boot)
+        memcpy(p->boot_id, boot, 16);
+    p->start = cread_u64(&r);
+    p->tgid = cread_u64(&r);
+    p->ppid = cread_u64(&r);
+    p->pgid = cread_u64(&r);
+    p->sid = cread_u64(&r);
+    p->uid = cread_u64(&r);
+    p->gid = cread_u64(&r);
+    p->parent_id = cread_u64(&r);
+    p->seq = cread_u64(&r);
+    p->wall_ns = cread_u64(&r);
+    p->comm = cat_get_str(&r);
+    p->exe = cat_get_str(&r);
+    p->argv = cat_get_str(&r);
+    p->cwd = cat_get_str(&r);
+    p->env = cat_get_str(&r);
+    for (int i = 0; i < 3; i++)
+        p->fd[i] = cat_get_str(&r);
+    return r.err ? pv_err(-EUCLEAN, "process record %llu is corrupt",
+                          (unsigned long long)id) : 0;
+}
+
+static void cat_enc_event(struct cbuf *b, const struct cat_event *e)
+{
+    cbuf_put_u64(b, e->op);
+    cbuf_put_u64(b, e->proc_id);
+    cat_put_str(b, e->path);
+    cat_put_str(b, e->path2);
+    cbuf_put_u64(b, e->arg);
+    cbuf_put_u64(b, e->wall_ns);
+    cbuf_put_u64(b, e->file_id);
+    cbuf_put_u64(b, e->file2_id);
+}
+
+static int cat_dec_event(uint64_t seq, const MDB_val *v, struct cat_event *e)
+{
+    struct cread r;
+    cread_init(&r, v->mv_data, v->mv_size);
+    memset(e, 0, sizeof *e);
+    e->seq = seq;
+    e->op = cread_u64(&r);
+    e->proc_id = cread_u64(&r);
+    e->path = cat_get_str(&r);
+    e->path2 = cat_get_str(&r);
+    e->arg = cread_u64(&r);
+    e->wall_ns = cread_u64(&r);
+    e->file_id = cread_u64(&r);
+    e->file2_id = cread_u64(&r);
+    return r.err ? pv_err(-EUCLEAN, "event %llu is corrupt",
+                          (unsigned long long)seq) : 0;
+}
+
+static int cat_dec_image(const MDB_val *k, const MDB_val *v, struct cat_image *im)
+{
+    struct cread r;
+    cread_init(&r, v->mv_data, v->mv_size);
+    memset(im, 0, sizeof *im);
+    im->proc_id = be64_get(k->mv_data);
+    im->n = be32_get((const uint8_t *)k->mv_data + 8);
+    im->seq = cread_u64(&r);
+    im->wall_ns = cread_u64(&r);
+    im->exe = cat_get_str(&r);
+    im->argv = cat_get_str(&r);
+    return r.err ? pv_err(-EUCLEAN, "image record is corrupt") : 0;
+}
+
+/* --- writing ----------------------------------------------------------- */
+
+/* Next free id in a DB keyed by u64be: last key + 1. */
+static int cat_next_id(MDB_txn *txn, MDB_dbi dbi, uint64_t *id)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return store_mdb_err(rc, "opening a cursor");
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND) {
+        *id = 1;
+        return 0;
+    }
+    if (rc)
+        return store_mdb_err(rc, "reading the last id");
+    *id = be64_get(k.mv_data) + 1;
+    return 0;
+}
+
+/* Get or create the file id of a path. */
+static int cat_file_id(struct store *st, MDB_txn *txn, struct cat_str path,
+                       uint64_t seq, uint64_t *id)
+{
+    uint8_t key[CAT_PATHKEY_MAX];
+    MDB_val k = { cat_path_key(path.p, path.n, key), key }, v;
+    int rc = mdb_get(txn, st->dbi[DB_PATHS], &k, &v);
+    if (rc == 0 && v.mv_size == 8) {
+        *id = be64_get(v.mv_data);
+        return 0;
+    }
+    if (rc != MDB_NOTFOUND)
+        return store_mdb_err(rc ? rc : MDB_CORRUPTED, "looking up a path");
+    if ((rc = cat_next_id(txn, st->dbi[DB_FILES], id)))
+        return rc;
+    uint8_t idb[8];
+    be64_put(idb, *id);
+    struct cbuf b;
+    cbuf_init(&b);
+    cat_put_str(&b, path);
+    cbuf_put_u64(&b, seq);
+    rc = b.err;
+    if (!rc)
+        rc = cat_put(txn, st->dbi[DB_FILES], idb, 8, b.p, b.len, MDB_APPEND, "adding a file");
+    if (!rc)
+        rc = cat_put(txn, st->dbi[DB_PATHS], k.mv_data, k.mv_size, idb, 8, 0, "adding a path");
+    cbuf_free(&b);
+    return rc;
+}
+
+static int cat_put_index(MDB_txn *txn, MDB_dbi dbi, uint64_t a, uint64_t b)
+{
+    uint8_t key[16];
+    be64_put(key, a);
+    be64_put(key + 8, b);
+    return cat_put(txn, dbi, key, 16, "", 0, 0, "indexing");
+}
+
+static int cat_commit_proc(struct store *st, MDB_txn *txn, struct cbuf *b,
+                           const struct cat_proc *p)
+{
+    uint8_t id[8], key[28];
+    be64_put(id, p->id);
+    memcpy(key, p->boot_id, 16);
+    be64_put(key + 16, p->start);
+    be32_put(key + 24, p->tgid);
+    cbuf_reset(b);
+    cat_enc_proc(b, p);
+    if (b->err)
+        return pv_err(b->err, "out of memory");
+    int rc = cat_put(txn, st->dbi[DB_PROCS], id, 8, b->p, b->len, 0, "adding a process");
+    if (!rc)
+        rc = cat_put(txn, st->dbi[DB_PROCKEYS], key, 28, id, 8, 0, "adding a process key");
+    if (!rc && p->parent_id)
+        rc = cat_put_index(txn, st->dbi[DB_CHILDREN], p->parent_id, p->id);
+    return rc;
+}
+
+static int cat_commit_image(struct store *st, MDB_txn *txn, struct cbuf *b,
+                            const struct cat_image *im)
+{
+    uint8_t key[12];
+    be64_put(key, im->proc_id);
+    be32_put(key + 8, im->n);
+    cbuf_reset(b);
+    cbuf_put_u64(b, im->seq);
+    cbuf_put_u64(b, im->wall_ns);
+    cat_put_str(b, im->exe);
+    cat_put_str(b, im->argv);
+    if (b->err)
+        return pv_err(b->err, "out of memory");
+    return cat_put(txn, st->dbi[DB_IMAGES], key, 12, b->p, b->len, 0, "adding an image");
+}
+
+static int cat_commit_event(struct store *st, MDB_txn *txn, struct cbuf *b,
+                            const struct cat_event *in)
+{
+    struct cat_event e = *in;
+    int rc = 0;
+    if (e.path.n)
+        rc = cat_file_id(st, txn, e.path, e.seq, &e.file_id);
+    if (!rc && e.path2.n && !e.path2_literal)
+        rc = cat_file_id(st, txn, e.path2, e.seq, &e.file2_id);
+    if (rc)
+        return rc;
+    uint8_t key[8];
+    be64_put(key, e.seq);
+    cbuf_reset(b);
+    cat_enc_event(b, &e);
+    if (b->err)
+        return pv_err(b->err, "out of memory");
+    rc = cat_put(txn, st->dbi[DB_EVENTS], key, 8, b->p, b->len, 0, "adding an event");
+    if (!rc && e.proc_id)
+        rc = cat_put_index(txn, st->dbi[DB_PROCEVENTS], e.proc_id, e.seq);
+    if (!rc && e.file_id)
+        rc = cat_put_index(txn, st->dbi[DB_FILEEVENTS], e.file_id, e.seq);
+    if (!rc && e.file2_id)
+        rc = cat_put_index(txn, st->dbi[DB_FILEEVENTS], e.file2_id, e.seq);
+    return rc;
+}
+
+static int cat_add_gaps(struct store *st, MDB_txn *txn, uint64_t n)
+{
+    MDB_val k = { 4, "gaps" }, v;
+    uint64_t gaps = 0;
+    if (mdb_get(txn, st->dbi[DB_META], &k, &v) == 0 && v.mv_size == 8)
+        gaps = be64_get(v.mv_data);
+    uint8_t buf[8];
+    be64_put(buf, gaps + n);
+    return cat_put(txn, st->dbi[DB_META], "gaps", 4, buf, 8, 0, "counting gaps");
+}
+
+int cat_commit(struct store *st, const struct cat_rec *recs, size_t n)
+{
+    MDB_txn *txn;
+    int rc = store_txn_begin(st, 0, &txn);
+    if (rc)
+        return rc;
+    struct cbuf b;
+    cbuf_init(&b);
+    for (size_t i = 0; i < n && !rc; i++) {
+        switch (recs[i].type) {
+        case CAT_REC_PROC:  rc = cat_commit_proc(st, txn, &b, &recs[i].u.proc); break;
+        case CAT_REC_IMAGE: rc = cat_commit_image(st, txn, &b, &recs[i].u.image); break;
+        case CAT_REC_EVENT: rc = cat_commit_event(st, txn, &b, &recs[i].u.event); break;
+        case CAT_REC_GAP:   rc = cat_add_gaps(st, txn, recs[i].u.gaps); break;
+        }
+    }
+    cbuf_free(&b);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_mdb_err(mdb_txn_commit(txn), "committing events");
+}
+
+/* --- reading ----------------------------------------------------------- */
+
+int cat_read_begin(struct store *st, struct cat_reader **out)
+{
+    struct cat_reader *rd = calloc(1, sizeof *rd);
+    if (!rd)
+        return pv_err(-ENOMEM, "out of memory");
+    rd->st = st;
+    int rc = store_mdb_err(mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rd->txn),
+                           "starting a read transaction");
+    if (rc) {
+        free(rd);
+        return rc;
+    }
+    *out = rd;
+    return 0;
+}
+
+void cat_read_end(struct cat_reader *rd)
+{
+    if (!rd)
+        return;
+    mdb_txn_abort(rd->txn);
+    free(rd);
+}
+
+static uint64_t cat_entries(struct cat_reader *rd, enum store_db db)
+{
+    MDB_stat s;
+    return mdb_stat(rd->txn, rd->st->dbi[db], &s) ? 0 : s.ms_entries;
+}
+
+int cat_counts(struct cat_reader *rd, struct cat_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    out->events = cat_entries(rd, DB_EVENTS);
+    out->procs = cat_entries(rd, DB_PROCS);
+    out->files = cat_entries(rd, DB_FILES);
+    out->images = cat_entries(rd, DB_IMAGES);
+    MDB_val k = { 4, "gaps" }, v;
+    if (mdb_get(rd->txn, rd->st->dbi[DB_META], &k, &v) == 0 && v.mv_size == 8)
+        out->gaps = be64_get(v.mv_data);
+    return 0;
+}
+
+int cat_max_ids(struct cat_reader *rd, uint64_t *seq, uint64_t *proc_id)
+{
+    int rc = cat_next_id(rd->txn, rd->st->dbi[DB_EVENTS], seq);
+    if (!rc)
+        rc = cat_next_id(rd->txn, rd->st->dbi[DB_PROCS], proc_id);
+    if (rc)
+        return rc;
+    (*seq)--;
+    (*proc_id)--;
+    return 0;
+}
+
+int cat_proc_find(struct cat_reader *rd, const uint8_t boot_id[16],
+                  uint64_t start, uint32_t tgid, uint64_t *id)
+{
+    uint8_t key[28];
+    memcpy(key, boot_id, 16);
+    be64_put(key + 16, start);
+    be32_put(key + 24, tgid);
+    MDB_val k = { 28, key }, v;
+    int rc = mdb_get(rd->txn, rd->st->dbi[DB_PROCKEYS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return -ENOENT;
+    if (rc || v.mv_size != 8)
+        return store_mdb_err(rc ? rc : MDB_CORRUPTED, "looking up a process");
+    *id = be64_get(v.mv_data);
+    return 0;
+}
+
+int cat_proc_get(struct cat_reader *rd, uint64_t id, struct cat_proc *out)
+{
+    uint8_t key[8];
+    be64_put(key, id);
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_get(rd->txn, rd->st->dbi[DB_PROCS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return pv_err(-ENOENT, "no process p%llu", (unsigned long long)id);
+    if (rc)
+        return store_mdb_err(rc, "reading a process");
+    return cat_dec_proc(id, &v, out);
+}
+
+int cat_event_get(struct cat_reader *rd, uint64_t seq, struct cat_event *out)
+{
+    uint8_t key[8];
+    be64_put(key, seq);
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_get(rd->txn, rd->st->dbi[DB_EVENTS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return pv_err(-ENOENT, "no event %llu", (unsigned long long)seq);
+    if (rc)
+        return store_mdb_err(rc, "reading an event");
+    return cat_dec_event(seq, &v, out);
+}
+
+/* Walk keys of `dbi` starting at `start` (klen bytes) while the first
+ * `prefix` bytes equal start's; call fn on each. */
+typedef int (*cat_walk_fn)(struct cat_reader *rd, const MDB_val *k,
+                           const MDB_val *v, void *arg);
+
+static int cat_walk(struct cat_reader *rd, enum store_db db, const void *start,
+                    size_t klen, size_t prefix, cat_walk_fn fn, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(rd->txn, rd->st->dbi[db], &c);
+    if (rc)
+        return store_mdb_err(rc, "opening a cursor");
+    MDB_val k = { klen, (void *)start }, v;
+    int op = klen ? MDB_SET_RANGE : MDB_FIRST;
+    int ret = 0;
+    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (prefix && (k.mv_size < prefix || memcmp(k.mv_data, start, prefix)))
+            break;
+        if ((ret = fn(rd, &k, &v, arg)))
+            break;
+    }
+    mdb_cursor_close(c);
+    if (!ret && rc && rc != MDB_NOTFOUND)
+        ret = store_mdb_err(rc, "scanning the catalog");
+    return ret;
+}
+
+struct cat_cb { void *fn; void *ctx; };
+
+static int cat_walk_proc(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_cb *cb = arg;
+    struct cat_proc p;
+    int rc = cat_dec_proc(be64_get(k->mv_data), v, &p);
+    (void)rd;
+    return rc ? rc : ((cat_proc_cb)cb->fn)(cb->ctx, &p);
+}
+
+int cat_procs_scan(struct cat_reader *rd, cat_proc_cb fn, void *ctx)
+{
+    struct cat_cb cb = { (void *)fn, ctx };
+    return cat_walk(rd, DB_PROCS, NULL, 0, 0, cat_walk_proc, &cb);
+}
+
+static int cat_walk_image(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_cb *cb = arg;
+    struct cat_image im;
+    int rc = cat_dec_image(k, v, &im);
+    (void)rd;
+    return rc ? rc : ((cat_image_cb)cb->fn)(cb->ctx, &im);
+}
+
+int cat_images_scan(struct cat_reader *rd, uint64_t proc_id, cat_image_cb fn, void *ctx)
+{
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[8];
+    be64_put(key, proc_id);
+    return cat_walk(rd, DB_IMAGES, key, 8, 8, cat_walk_image, &cb);
+}
+
+static int cat_keep_last(void *ctx, const struct cat_image *im)
+{
+    *(struct cat_image *)ctx = *im;
+    return 0;
+}
+
+int cat_proc_last_image(struct cat_reader *rd, uint64_t id, struct cat_image *out)
+{
+    out->proc_id = 0;
+    int rc = cat_images_scan(rd, id, cat_keep_last, out);
+    if (!rc && !out->proc_id)
+        return -ENOENT;
+    return rc;
+}
+
+static int cat_walk_event(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_cb *cb = arg;
+    struct cat_event e;
+    int rc = cat_dec_event(be64_get(k->mv_data), v, &e);
+    (void)rd;
+    return rc ? rc : ((cat_event_cb)cb->fn)(cb->ctx, &e);
+}
+
+int cat_events_scan(struct cat_reader *rd, uint64_t from_seq, cat_event_cb fn, void *ctx)
+{
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[8];
+    be64_put(key, from_seq);
+    return cat_walk(rd, DB_EVENTS, key, 8, 0, cat_walk_event, &cb);
+}
+
+/* Index walks: key = owner|seq; look each seq up in events. */
+static int cat_walk_index(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_cb *cb = arg;
+    struct cat_event e;
+    (void)v;
+    int rc = cat_event_get(rd, be64_get((const uint8_t *)k->mv_data + 8), &e);
+    return rc ? rc : ((cat_event_cb)cb->fn)(cb->ctx, &e);
+}
+
+int cat_proc_events(struct cat_reader *rd, uint64_t proc_id, cat_event_cb fn, void *ctx)
+{
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[8];
+    be64_put(key, proc_id);
+    return cat_walk(rd, DB_PROCEVENTS, key, 8, 8, cat_walk_index, &cb);
+}
+
+int cat_file_find(struct cat_reader *rd, const char *path, uint64_t *id)
+{
+    uint8_t key[CAT_PATHKEY_MAX];
+    MDB_val k = { cat_path_key(path, strlen(path), key), key }, v;
+    int rc = mdb_get(rd->txn, rd->st->dbi[DB_PATHS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return pv_err(-ENOENT, "%s: no recorded history", path);
+    if (rc || v.mv_size != 8)
+        return store_mdb_err(rc ? rc : MDB_CORRUPTED, "looking up a path");
+    *id = be64_get(v.mv_data);
+    return 0;
+}
+
+int cat_path_events(struct cat_reader *rd, const char *path, cat_event_cb fn, void *ctx)
+{
+    uint64_t id;
+    int rc = cat_file_find(rd, path, &id);
+    if (rc)
+        return rc;
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[8];
+    be64_put(key, id);
+    return cat_walk(rd, DB_FILEEVENTS, key, 8, 8, cat_walk_index, &cb);
+}

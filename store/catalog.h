@@ -1,0 +1,114 @@
+/*
+ * catalog.h - the provenance facts: processes (activities), their exec
+ * images, files (paths), and the event log, kept in LMDB.
+ *
+ * Writers (the daemon's capture thread) hand the catalog a batch of records
+ * and it commits them in one transaction (group commit: one fsync per
+ * batch, not per event).  The daemon assigns sequence numbers and process
+ * ids itself, so capture never waits for the store; cat_max_ids() tells it
+ * where to continue after a remount.
+ *
+ * Readers open a cat_reader (an LMDB read snapshot).  Strings in records
+ * returned by a reader point into the database map and stay valid until
+ * cat_read_end(); they are not NUL-terminated (struct cat_str).
+ */
+#ifndef STORE_CATALOG_H
+#define STORE_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+struct cat_str {
+    const char *p;
+    size_t n;
+};
+
+/* A process (W3C PROV activity).  Key: boot id + start time + tgid. */
+struct cat_proc {
+    uint64_t id;
+    uint8_t boot_id[16];
+    uint64_t start;             /* clock ticks since boot */
+    uint32_t tgid, ppid, pgid, sid, uid, gid;
+    uint64_t parent_id;         /* 0: parent not captured */
+    uint64_t seq;               /* logical time first seen */
+    uint64_t wall_ns;
+    struct cat_str comm, exe, argv /* NUL-separated */, cwd, env /* NUL-separated */;
+    struct cat_str fd[3];       /* stdin/out/err identities */
+};
+
+/* An exec image: the process ran `exe argv` from logical time `seq` on.
+ * Image 0 is the image the process had when first seen. */
+struct cat_image {
+    uint64_t proc_id;
+    uint32_t n;
+    uint64_t seq, wall_ns;
+    struct cat_str exe, argv;
+};
+
+/* One event.  op values are capture's enum cap_op (fs/capture.h); the
+ * catalog stores them without interpreting them. */
+struct cat_event {
+    uint64_t seq, wall_ns;
+    uint32_t op;
+    uint64_t proc_id;
+    struct cat_str path, path2;
+    uint64_t arg;
+    uint64_t file_id, file2_id; /* filled by the catalog on commit */
+    int path2_literal;          /* path2 is not a workspace path (a symlink
+                                   target): give it no file id; not stored */
+};
+
+enum cat_rec_type { CAT_REC_PROC = 1, CAT_REC_IMAGE, CAT_REC_EVENT, CAT_REC_GAP };
+
+struct cat_rec {
+    enum cat_rec_type type;
+    union {
+        struct cat_proc proc;
+        struct cat_image image;
+        struct cat_event event;
+        uint64_t gaps;          /* CAT_REC_GAP: events lost before this batch */
+    } u;
+};
+
+/* Commit a batch in one transaction.  All or nothing. */
+int cat_commit(struct store *st, const struct cat_rec *recs, size_t n);
+
+struct cat_reader;
+int cat_read_begin(struct store *st, struct cat_reader **out);
+void cat_read_end(struct cat_reader *rd);
+
+struct cat_counts {
+    uint64_t events, procs, files, images, gaps;
+};
+int cat_counts(struct cat_reader *rd, struct cat_counts *out);
+
+/* Highest sequence number and process id committed so far (0 if none). */
+int cat_max_ids(struct cat_reader *rd, uint64_t *seq, uint64_t *proc_id);
+
+/* Find a process by key; -ENOENT if unknown. */
+int cat_proc_find(struct cat_reader *rd, const uint8_t boot_id[16],
+                  uint64_t start, uint32_t tgid, uint64_t *id);
+int cat_proc_get(struct cat_reader *rd, uint64_t id, struct cat_proc *out);
+/* The latest image of a process (the one it last exec'd), or -ENOENT. */
+int cat_proc_last_image(struct cat_reader *rd, uint64_t id, struct cat_image *out);
+
+/* Scans call cb for each record in key order; a non-zero return from cb
+ * stops the scan and is returned. */
+typedef int (*cat_proc_cb)(void *ctx, const struct cat_proc *p);
+typedef int (*cat_image_cb)(void *ctx, const struct cat_image *im);
+typedef int (*cat_event_cb)(void *ctx, const struct cat_event *ev);
+
+int cat_procs_scan(struct cat_reader *rd, cat_proc_cb cb, void *ctx);
+int cat_images_scan(struct cat_reader *rd, uint64_t proc_id, cat_image_cb cb, void *ctx);
+int cat_events_scan(struct cat_reader *rd, uint64_t from_seq, cat_event_cb cb, void *ctx);
+/* Events of one process, or touching one path, in logical-time order. */
+int cat_proc_events(struct cat_reader *rd, uint64_t proc_id, cat_event_cb cb, void *ctx);
+int cat_path_events(struct cat_reader *rd, const char *path, cat_event_cb cb, void *ctx);
+int cat_event_get(struct cat_reader *rd, uint64_t seq, struct cat_event *out);
+
+/* File (path) ids. -ENOENT if the path was never recorded. */
+int cat_file_find(struct cat_reader *rd, const char *path, uint64_t *id);
+
+#endif
