@@ -1,0 +1,1261 @@
+/*
+ * ops.c - the libfuse low-level operations of the passthrough file system.
+ *
+ * Every request is served relative to the backing root descriptor opened
+ * before the mount (so the mount may sit on top of its own source).  A FUSE
+ * node id is the address of an ino_node (inode.h); the root is
+ * FUSE_ROOT_ID.  Open files carry their own descriptor, so read and write
+ * never touch the inode table or build a path; paths are built only for
+ * the ops that report to capture.h, after the backing call succeeded.
+ *
+ * What this layer assumes:
+ *  - The daemon runs as root (open_by_handle_at, chown to the caller) and
+ *    mounts with -o default_permissions: the kernel makes every permission
+ *    decision from the attributes we return, so backing calls run with the
+ *    daemon's full credentials and never second-guess it.
+ *  - The process umask is 0 (fs_ctx_new sets it): the kernel already applied
+ *    the caller's umask to the modes it sends.
+ *  - .provfs/ at the root is private to the daemon and must stay invisible.
+ *
+ * Locks: getlk/setlk/flock are deliberately not implemented and the POSIX
+ * and flock lock capabilities are not requested.  The kernel then keeps
+ * fcntl and flock locks itself, per FUSE inode, which is exactly right here:
+ * every process that shares the files goes through this one mount (the
+ * backing directory is shadowed by it), so local locks see all contenders,
+ * and no lock round-trips to the daemon are paid.  SQLite relies on this.
+ *
+ * Writeback cache is off: with it, the kernel would delay writes past
+ * close(), merge them across file handles and open O_WRONLY files for
+ * reading, so release could not say "this handle wrote" and a snapshot taken
+ * at release could miss data still in the page cache.
+ */
+#include "fs/ops.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs/capture.h"
+#include "fs/inode.h"
+
+#define FS_MAX_FDS      4096            /* bound of the O_PATH cache      */
+#define FS_MAX_WRITE    (1u << 20)
+#define FS_HIDDEN_NAME  ".provfs"       /* the store: never reachable     */
+#define FS_PROV_NAME    ".prov"         /* reserved for the virtual tree  */
+
+struct fs_ctx {
+    struct ino_table *tab;
+    int rootfd;
+    enum fs_cache_mode cache;
+    double timeout;             /* entry and attribute timeout, seconds */
+    uid_t euid;
+    gid_t egid;
+};
+
+/* An open regular file. */
+struct fs_file {
+    int fd;
+    int write_open;             /* opened for writing: report CLOSE_WRITE */
+    atomic_int wrote;           /* data changed through this handle       */
+    uint64_t proc;              /* capture's id of the opener             */
+    struct ino_node *node;      /* pinned until release                   */
+};
+
+/* An open directory stream. */
+struct fs_dir {
+    DIR *dp;
+    off_t offset;
+    struct dirent *entry;       /* read but not yet returned to the kernel */
+    struct ino_node *node;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static struct fs_ctx *ctx_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static struct ino_node *node_of(struct fs_ctx *c, fuse_ino_t ino)
+{
+    return ino == FUSE_ROOT_ID ? ino_root(c->tab)
+                               : (struct ino_node *)(uintptr_t)ino;
+}
+
+static fuse_ino_t ino_of(struct fs_ctx *c, struct ino_node *n)
+{
+    return n == ino_root(c->tab) ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+static struct fs_file *file_of(struct fuse_file_info *fi)
+{
+    return (struct fs_file *)(uintptr_t)fi->fh;
+}
+
+static struct fs_dir *dir_of(struct fuse_file_info *fi)
+{
+    return (struct fs_dir *)(uintptr_t)fi->fh;
+}
+
+/* The store's directory: does not exist as far as the mount is concerned. */
+static int is_hidden(struct fs_ctx *c, struct ino_node *parent, const char *name)
+{
+    return parent == ino_root(c->tab) && strcmp(name, FS_HIDDEN_NAME) == 0;
+}
+
+/* Names nobody may create at the root: the store and the future .prov/. */
+static int is_reserved(struct fs_ctx *c, struct ino_node *parent,
+                       const char *name)
+{
+    return parent == ino_root(c->tab) &&
+           (strcmp(name, FS_HIDDEN_NAME) == 0 || strcmp(name, FS_PROV_NAME) == 0);
+}
+
+/* /proc/self/fd/N: how to reach an O_PATH descriptor with calls that
+ * refuse them (chmod, truncate, xattrs). */
+static void proc_fd_path(int fd, char *buf, size_t len)
+{
+    snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+static void fill_entry(struct fs_ctx *c, struct fuse_entry_param *e,
+                       struct ino_node *n, const struct stat *st)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = ino_of(c, n);
+    e->attr = *st;
+    e->attr_timeout = c->timeout;
+    e->entry_timeout = c->timeout;
+}
+
+static void mark_wrote(struct fs_file *f)
+{
+    /* Test first: avoid bouncing the cache line on every write. */
+    if (!atomic_load_explicit(&f->wrote, memory_order_relaxed))
+        atomic_store_explicit(&f->wrote, 1, memory_order_relaxed);
+}
+
+/* ---- capture ----------------------------------------------------------- */
+
+static uint64_t capture(fuse_req_t req, enum cap_op op, const char *path,
+                        const char *path2, uint64_t arg)
+{
+    const struct fuse_ctx *fc = fuse_req_ctx(req);
+    return cap_event(fc->pid, fc->uid, fc->gid, op, path, path2, arg);
+}
+
+static void capture_child(fuse_req_t req, struct ino_node *parent,
+                          const char *name, enum cap_op op, const char *path2,
+                          uint64_t arg)
+{
+    char path[PATH_MAX];
+    if (ino_child_path(ctx_of(req)->tab, parent, name, path, sizeof(path)) >= 0)
+        capture(req, op, path, path2, arg);
+}
+
+/* ---- lookup and forget ------------------------------------------------- */
+
+/* Look name up in parent and fill e; 0 or -errno. */
+static int do_lookup(struct fs_ctx *c, struct ino_node *parent,
+                     const char *name, struct fuse_entry_param *e)
+{
+    struct ino_node *n;
+    struct stat st;
+    int pfd = ino_fd_get(c->tab, parent);
+    if (pfd < 0)
+        return pfd;
+    int rc = ino_lookup(c->tab, parent, pfd, name, &n, &st);
+    ino_fd_put(c->tab, parent);
+    if (rc == 0)
+        fill_entry(c, e, n, &st);
+    return rc;
+}
+
+/* A negative entry the kernel may cache for the entry timeout. */
+static void reply_enoent(fuse_req_t req)
+{
+    struct fs_ctx *c = ctx_of(req);
+    if (c->timeout > 0) {
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = c->timeout;
+        fuse_reply_entry(req, &e);
+    } else {
+        fuse_reply_err(req, ENOENT);
+    }
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *parent = node_of(c, pino);
+    struct fuse_entry_param e;
+    if (is_hidden(c, parent, name)) {
+        reply_enoent(req);
+        return;
+    }
+    /* Hook for the .prov/ virtual tree (design §6): when it exists, a lookup
+     * of FS_PROV_NAME at the root answers from it here.  Until then the name
+     * is looked up like any other (and cannot be created: is_reserved). */
+    int rc = do_lookup(c, parent, name, &e);
+    if (rc == -ENOENT)
+        reply_enoent(req);
+    else if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    struct fs_ctx *c = ctx_of(req);
+    ino_forget(c->tab, node_of(c, ino), nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+                            struct fuse_forget_data *forgets)
+{
+    struct fs_ctx *c = ctx_of(req);
+    for (size_t i = 0; i < count; i++)
+        ino_forget(c->tab, node_of(c, forgets[i].ino), forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+/* fstat of a node: through the open file when the kernel names one. */
+static int node_stat(struct fs_ctx *c, struct ino_node *n, struct stat *st)
+{
+    int fd = ino_fd_get(c->tab, n);
+    if (fd < 0)
+        return fd;
+    int rc = fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    rc = rc < 0 ? -errno : 0;
+    ino_fd_put(c->tab, n);
+    return rc;
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *n = node_of(c, ino);
+    struct stat st;
+    int rc;
+    /* The kernel passes a handle only for regular files (FUSE_GETATTR_FH),
+     * and it is the only way to stat an unlinked-but-open file. */
+    if (fi && S_ISREG(n->type))
+        rc = fstat(file_of(fi)->fd, &st) < 0 ? -errno : 0;
+    else
+        rc = node_stat(c, n, &st);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_attr(req, &st, c->timeout);
+}
+
+static struct timespec set_time(int valid, int now_bit, int set_bit,
+                                struct timespec t)
+{
+    if (valid & now_bit)
+        t.tv_nsec = UTIME_NOW;
+    else if (!(valid & set_bit))
+        t.tv_nsec = UTIME_OMIT;
+    return t;
+}
+
+/* Apply one setattr to the backing inode; f is the open file, if any, and
+ * fd an O_PATH descriptor otherwise. */
+static int apply_setattr(struct ino_node *n, struct fs_file *f, int fd,
+                         const struct stat *a, int valid)
+{
+    char proc[64];
+    proc_fd_path(fd, proc, sizeof(proc));
+    if (valid & FUSE_SET_ATTR_MODE) {
+        int r = f ? fchmod(f->fd, a->st_mode) : chmod(proc, a->st_mode);
+        if (r < 0)
+            return -errno;
+    }
+    if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+        uid_t u = (valid & FUSE_SET_ATTR_UID) ? a->st_uid : (uid_t)-1;
+        gid_t g = (valid & FUSE_SET_ATTR_GID) ? a->st_gid : (gid_t)-1;
+        int r = f ? fchown(f->fd, u, g)
+                  : fchownat(fd, "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+        if (r < 0)
+            return -errno;
+    }
+    if (valid & FUSE_SET_ATTR_SIZE) {
+        int r = f ? ftruncate(f->fd, a->st_size) : truncate(proc, a->st_size);
+        if (r < 0)
+            return -errno;
+    }
+    if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+        struct timespec ts[2] = {
+            set_time(valid, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME, a->st_atim),
+            set_time(valid, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME, a->st_mtim),
+        };
+        /* AT_EMPTY_PATH works on O_PATH descriptors, symlinks included. */
+        int r = f ? futimens(f->fd, ts)
+                  : utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+        if (r < 0)
+            return -errno;
+    }
+    (void)n;
+    return 0;
+}
+
+static void capture_setattr(fuse_req_t req, struct ino_node *n,
+                            struct fs_file *f, const struct stat *a, int valid)
+{
+    const int meta = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+                     FUSE_SET_ATTR_GID | FUSE_SET_ATTR_ATIME |
+                     FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+                     FUSE_SET_ATTR_MTIME_NOW;
+    char path[PATH_MAX];
+    if (ino_path(ctx_of(req)->tab, n, path, sizeof(path)) < 0)
+        return;
+    if (valid & FUSE_SET_ATTR_SIZE) {
+        if (f)
+            mark_wrote(f);
+        capture(req, CAP_TRUNCATE, path, NULL, (uint64_t)a->st_size);
+    }
+    if (valid & meta)
+        capture(req, CAP_SETATTR, path, NULL, (uint64_t)(valid & meta));
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                       int valid, struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *n = node_of(c, ino);
+    /* fchmod(dirfd) also arrives with a handle: only files carry ours. */
+    struct fs_file *f = (fi && S_ISREG(n->type)) ? file_of(fi) : NULL;
+    struct stat st;
+    int fd = -1, rc;
+    if (!f && (fd = ino_fd_get(c->tab, n)) < 0) {
+        fuse_reply_err(req, -fd);
+        return;
+    }
+    rc = apply_setattr(n, f, fd, attr, valid);
+    if (rc == 0)
+        rc = f ? (fstat(f->fd, &st) < 0 ? -errno : 0)
+               : (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
+                      ? -errno : 0);
+    if (fd >= 0)
+        ino_fd_put(c->tab, n);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    capture_setattr(req, n, f, attr, valid);
+    fuse_reply_attr(req, &st, c->timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *n = node_of(c, ino);
+    char buf[PATH_MAX + 1];
+    int fd = ino_fd_get(c->tab, n);
+    if (fd < 0) {
+        fuse_reply_err(req, -fd);
+        return;
+    }
+    ssize_t l = readlinkat(fd, "", buf, sizeof(buf));
+    int err = l < 0 ? errno : 0;
+    ino_fd_put(c->tab, n);
+    if (err)
+        fuse_reply_err(req, err);
+    else if (l >= (ssize_t)sizeof(buf))
+        fuse_reply_err(req, ENAMETOOLONG);
+    else {
+        buf[l] = '\0';
+        fuse_reply_readlink(req, buf);
+    }
+}
+
+/* ---- creating names ---------------------------------------------------- */
+
+/*
+ * Give a freshly created name to the caller.  Backing calls run as root
+ * (see the header) and ownership is fixed afterwards with one fchown: that
+ * keeps root's capabilities for the creation itself (the kernel already
+ * decided the caller may create here, with its supplementary groups, which
+ * per-thread setfsuid would not carry) and costs nothing when root creates.
+ * A setgid directory already gave the new name its group: keep it.  chown
+ * clears set-id bits of non-directories, so put them back.
+ * On failure (a quota, say) the name is removed again.
+ */
+static int set_owner(fuse_req_t req, int pfd, const char *name, int fd,
+                     mode_t type, mode_t mode)
+{
+    struct fs_ctx *c = ctx_of(req);
+    const struct fuse_ctx *fc = fuse_req_ctx(req);
+    struct stat pst;
+    if (fc->uid == c->euid && fc->gid == c->egid)
+        return 0;
+    gid_t gid = fc->gid;
+    if (fstatat(pfd, "", &pst, AT_EMPTY_PATH) == 0 && (pst.st_mode & S_ISGID))
+        gid = (gid_t)-1;
+    int r = fd >= 0 ? fchown(fd, fc->uid, gid)
+                    : fchownat(pfd, name, fc->uid, gid, AT_SYMLINK_NOFOLLOW);
+    if (r == 0 && !S_ISDIR(type) && !S_ISLNK(type) &&
+        (mode & (S_ISUID | S_ISGID)))
+        r = fd >= 0 ? fchmod(fd, mode & 07777)
+                    : fchmodat(pfd, name, mode & 07777, 0);
+    if (r < 0) {
+        r = -errno;
+        unlinkat(pfd, name, S_ISDIR(type) ? AT_REMOVEDIR : 0);
+    }
+    return r;
+}
+
+/* mknod, mkdir and symlink: create, own, look up, report. */
+static void make_node(fuse_req_t req, fuse_ino_t pino, const char *name,
+                      mode_t mode, dev_t rdev, const char *target)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *parent = node_of(c, pino);
+    struct fuse_entry_param e;
+    mode_t type = mode & S_IFMT;
+    if (is_reserved(c, parent, name)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    int pfd = ino_fd_get(c->tab, parent);
+    if (pfd < 0) {
+        fuse_reply_err(req, -pfd);
+        return;
+    }
+    int rc;
+    if (S_ISDIR(type))
+        rc = mkdirat(pfd, name, mode & 07777);
+    else if (S_ISLNK(type))
+        rc = symlinkat(target, pfd, name);
+    else
+        rc = mknodat(pfd, name, mode, rdev);
+    rc = rc < 0 ? -errno : set_owner(req, pfd, name, -1, type, mode);
+    if (rc == 0) {
+        struct ino_node *n;
+        struct stat st;
+        rc = ino_lookup(c->tab, parent, pfd, name, &n, &st);
+        if (rc == 0)
+            fill_entry(c, &e, n, &st);
+    }
+    ino_fd_put(c->tab, parent);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    enum cap_op op = S_ISDIR(type) ? CAP_MKDIR : S_ISLNK(type) ? CAP_SYMLINK
+                                                                : CAP_MKNOD;
+    capture_child(req, parent, name, op, target, S_ISLNK(type) ? 0 : mode);
+    fuse_reply_entry(req, &e);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode, dev_t rdev)
+{
+    make_node(req, parent, name, mode, rdev, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode)
+{
+    make_node(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+                       const char *name)
+{
+    make_node(req, parent, name, S_IFLNK | 0777, 0, target);
+}
+
+static int link_fd(int fd, int npfd, const char *newname)
+{
+    if (linkat(fd, "", npfd, newname, AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno != ENOENT && errno != EPERM)
+        return -errno;
+    /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the proc link does not. */
+    char proc[64];
+    proc_fd_path(fd, proc, sizeof(proc));
+    if (linkat(AT_FDCWD, proc, npfd, newname, AT_SYMLINK_FOLLOW) < 0)
+        return -errno;
+    return 0;
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t npino,
+                    const char *newname)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *n = node_of(c, ino), *np = node_of(c, npino);
+    struct fuse_entry_param e;
+    char oldpath[PATH_MAX];
+    if (is_reserved(c, np, newname)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    int old_ok = ino_path(c->tab, n, oldpath, sizeof(oldpath)) >= 0;
+    int fd = ino_fd_get(c->tab, n), npfd = -1, rc;
+    if (fd < 0) {
+        fuse_reply_err(req, -fd);
+        return;
+    }
+    npfd = ino_fd_get(c->tab, np);
+    if (npfd < 0) {
+        rc = npfd;
+    } else {
+        rc = link_fd(fd, npfd, newname);
+        if (rc == 0)
+            rc = do_lookup(c, np, newname, &e);
+        ino_fd_put(c->tab, np);
+    }
+    ino_fd_put(c->tab, n);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    if (old_ok) {
+        char newpath[PATH_MAX];
+        if (ino_child_path(c->tab, np, newname, newpath, sizeof(newpath)) >= 0)
+            capture(req, CAP_LINK, oldpath, newpath, 0);
+    }
+    fuse_reply_entry(req, &e);
+}
+
+/* ---- removing and renaming names --------------------------------------- */
+
+/* The node behind parent/name, pinned, if the table knows it; *nlink its
+ * link count.  NULL when the name does not exist or has no node. */
+static struct ino_node *node_at(struct fs_ctx *c, int pfd, const char *name,
+                                nlink_t *nlink)
+{
+    struct stat st;
+    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return NULL;
+    *nlink = st.st_nlink;
+    return ino_find(c->tab, st.st_dev, st.st_ino);
+}
+
+/* After name left parent: forget the name; the node is gone if that was
+ * its last link. */
+static void name_left(struct fs_ctx *c, struct ino_node *n, nlink_t nlink,
+                      struct ino_node *parent, const char *name)
+{
+    if (!n)
+        return;
+    if (nlink <= 1 || S_ISDIR(n->type))
+        ino_set_gone(c->tab, n);
+    else
+        ino_name_removed(c->tab, n, parent, name);
+    ino_unref(c->tab, n);
+}
+
+static void remove_name(fuse_req_t req, fuse_ino_t pino, const char *name,
+                        int dir)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *parent = node_of(c, pino);
+    nlink_t nlink = 0;
+    if (is_hidden(c, parent, name)) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    int pfd = ino_fd_get(c->tab, parent);
+    if (pfd < 0) {
+        fuse_reply_err(req, -pfd);
+        return;
+    }
+    struct ino_node *n = node_at(c, pfd, name, &nlink);
+    int rc = unlinkat(pfd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+    ino_fd_put(c->tab, parent);
+    if (rc < 0) {
+        if (n)
+            ino_unref(c->tab, n);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    name_left(c, n, nlink, parent, name);
+    capture_child(req, parent, name, dir ? CAP_RMDIR : CAP_UNLINK, NULL, 0);
+    fuse_reply_err(req, 0);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    remove_name(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    remove_name(req, parent, name, 1);
+}
+
+struct rename_nodes {
+    struct ino_node *src, *dst;
+    nlink_t dst_nlink;
+};
+
+/* Update the table after a successful rename: the moved node takes its new
+ * name; the replaced one loses its name (or takes the old one on exchange). */
+static void rename_update(struct fs_ctx *c, struct rename_nodes *rn,
+                          struct ino_node *p, const char *name,
+                          struct ino_node *np, const char *newname,
+                          unsigned flags)
+{
+    if (rn->src && rn->src == rn->dst) {        /* two links of one inode */
+        ino_unref(c->tab, rn->src);
+        ino_unref(c->tab, rn->dst);
+        return;
+    }
+    if (rn->src) {
+        ino_set_name(c->tab, rn->src, np, newname);
+        ino_unref(c->tab, rn->src);
+    }
+    if (rn->dst && (flags & RENAME_EXCHANGE)) {
+        ino_set_name(c->tab, rn->dst, p, name);
+        ino_unref(c->tab, rn->dst);
+    } else {
+        name_left(c, rn->dst, rn->dst_nlink, np, newname);
+    }
+}
+
+static void capture_rename(fuse_req_t req, struct ino_node *p, const char *name,
+                           struct ino_node *np, const char *newname,
+                           unsigned flags)
+{
+    struct fs_ctx *c = ctx_of(req);
+    char from[PATH_MAX], to[PATH_MAX];
+    if (ino_child_path(c->tab, p, name, from, sizeof(from)) >= 0 &&
+        ino_child_path(c->tab, np, newname, to, sizeof(to)) >= 0)
+        capture(req, CAP_RENAME, from, to, flags);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
+                      fuse_ino_t npino, const char *newname, unsigned flags)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *p = node_of(c, pino), *np = node_of(c, npino);
+    struct rename_nodes rn = {0};
+    nlink_t src_nlink;
+    int rc = 0;
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (is_hidden(c, p, name)) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (is_reserved(c, np, newname)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    int pfd = ino_fd_get(c->tab, p);
+    if (pfd < 0) {
+        fuse_reply_err(req, -pfd);
+        return;
+    }
+    int npfd = ino_fd_get(c->tab, np);
+    if (npfd < 0) {
+        rc = npfd;
+    } else {
+        rn.src = node_at(c, pfd, name, &src_nlink);
+        if (!(flags & RENAME_NOREPLACE))
+            rn.dst = node_at(c, npfd, newname, &rn.dst_nlink);
+        if (renameat2(pfd, name, npfd, newname, flags) < 0)
+            rc = -errno;
+        ino_fd_put(c->tab, np);
+    }
+    ino_fd_put(c->tab, p);
+    if (rc < 0) {
+        if (rn.src) ino_unref(c->tab, rn.src);
+        if (rn.dst) ino_unref(c->tab, rn.dst);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    rename_update(c, &rn, p, name, np, newname, flags);
+    capture_rename(req, p, name, np, newname, flags);
+    fuse_reply_err(req, 0);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static struct fs_file *file_new(struct fs_ctx *c, struct ino_node *n, int fd,
+                                int write_open)
+{
+    struct fs_file *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->fd = fd;
+    f->write_open = write_open;
+    f->node = n;
+    ino_ref(c->tab, n);
+    return f;
+}
+
+static void set_open_flags(struct fs_ctx *c, struct fuse_file_info *fi)
+{
+    /* Nobody else writes the backing files (the mount shadows them), so
+     * cached pages stay valid across opens unless the user said otherwise. */
+    fi->keep_cache = c->cache != FS_CACHE_NONE;
+}
+
+static int is_write_open(int flags)
+{
+    return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
+                      mode_t mode, struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *parent = node_of(c, pino), *n = NULL;
+    struct fuse_entry_param e;
+    struct stat st;
+    if (is_reserved(c, parent, name)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    int pfd = ino_fd_get(c->tab, parent);
+    if (pfd < 0) {
+        fuse_reply_err(req, -pfd);
+        return;
+    }
+    int fd = openat(pfd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOCTTY,
+                    mode & 07777);
+    int rc = fd < 0 ? -errno : set_owner(req, pfd, name, fd, S_IFREG, mode);
+    if (rc == 0)
+        rc = ino_lookup(c->tab, parent, pfd, name, &n, &st);
+    ino_fd_put(c->tab, parent);
+    struct fs_file *f = rc == 0 ? file_new(c, n, fd, 1) : NULL;
+    if (!f) {
+        if (n)
+            ino_forget(c->tab, n, 1);
+        if (fd >= 0)
+            close(fd);
+        fuse_reply_err(req, rc < 0 ? -rc : ENOMEM);
+        return;
+    }
+    fill_entry(c, &e, n, &st);
+    fi->fh = (uint64_t)(uintptr_t)f;
+    set_open_flags(c, fi);
+    char path[PATH_MAX];
+    if (ino_child_path(c->tab, parent, name, path, sizeof(path)) >= 0)
+        f->proc = capture(req, CAP_CREATE, path, NULL, (uint64_t)fi->flags);
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        /* The kernel never saw the handle: no release will come. */
+        ino_unref(c->tab, n);
+        close(fd);
+        free(f);
+    }
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *n = node_of(c, ino);
+    int fd = ino_open(c->tab, n, fi->flags);
+    if (fd < 0) {
+        fuse_reply_err(req, -fd);
+        return;
+    }
+    int w = is_write_open(fi->flags);
+    struct fs_file *f = file_new(c, n, fd, w);
+    if (!f) {
+        close(fd);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)f;
+    set_open_flags(c, fi);
+    char path[PATH_MAX];
+    if (ino_path(c->tab, n, path, sizeof(path)) >= 0) {
+        f->proc = capture(req, w ? CAP_OPEN_WRITE : CAP_OPEN_READ, path, NULL,
+                          (uint64_t)fi->flags);
+        if (w && (fi->flags & O_TRUNC))
+            capture(req, CAP_TRUNCATE, path, NULL, 0);
+    }
+    if (fuse_reply_open(req, fi) != 0) {
+        ino_unref(c->tab, n);
+        close(fd);
+        free(f);
+    }
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    /* Hand libfuse the descriptor: it splices file -> pipe -> /dev/fuse
+     * without copying through our memory when the kernel allows. */
+    struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    buf.buf[0].fd = file_of(fi)->fd;
+    buf.buf[0].pos = off;
+    fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
+                         struct fuse_bufvec *in, off_t off,
+                         struct fuse_file_info *fi)
+{
+    struct fs_file *f = file_of(fi);
+    struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+    out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    out.buf[0].fd = f->fd;
+    out.buf[0].pos = off;
+    ssize_t r = fuse_buf_copy(&out, in, 0);
+    if (r < 0) {
+        fuse_reply_err(req, (int)-r);
+        return;
+    }
+    mark_wrote(f);
+    fuse_reply_write(req, (size_t)r);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    /* Writes reach the backing file synchronously (no writeback cache) and
+     * locks are the kernel's, so a close has nothing to flush or unlock. */
+    fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct fs_file *f = file_of(fi);
+    close(f->fd);
+    if (f->write_open) {
+        /* A node with no known name (unlinked, replaced) has no path to
+         * snapshot: nothing to report. */
+        char path[PATH_MAX];
+        if (ino_path(c->tab, f->node, path, sizeof(path)) >= 0)
+            cap_event_proc(f->proc, CAP_CLOSE_WRITE, path, NULL,
+                           (uint64_t)atomic_load(&f->wrote));
+    }
+    ino_unref(c->tab, f->node);
+    free(f);
+    fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                     struct fuse_file_info *fi)
+{
+    int fd = file_of(fi)->fd;
+    int r = datasync ? fdatasync(fd) : fsync(fd);
+    fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+                         off_t off, off_t len, struct fuse_file_info *fi)
+{
+    struct fs_file *f = file_of(fi);
+    if (fallocate(f->fd, mode, off, len) < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    mark_wrote(f);
+    fuse_reply_err(req, 0);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+                               off_t off_in, struct fuse_file_info *fi_in,
+                               fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len,
+                               int flags)
+{
+    struct fs_file *out = file_of(fi_out);
+    ssize_t r = copy_file_range(file_of(fi_in)->fd, &off_in, out->fd,
+                                &off_out, len, (unsigned)flags);
+    if (r < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    if (r > 0)
+        mark_wrote(out);
+    fuse_reply_write(req, (size_t)r);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    off_t r = lseek(file_of(fi)->fd, off, whence);
+    if (r < 0)
+        fuse_reply_err(req, errno);
+    else
+        fuse_reply_lseek(req, r);
+}
+
+/* ---- directories ------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct ino_node *n = node_of(c, ino);
+    struct fs_dir *d = calloc(1, sizeof(*d));
+    int fd = ino_open(c->tab, n, O_RDONLY | O_DIRECTORY);
+    if (!d || fd < 0) {
+        free(d);
+        if (fd >= 0)
+            close(fd);
+        fuse_reply_err(req, fd < 0 ? -fd : ENOMEM);
+        return;
+    }
+    d->dp = fdopendir(fd);
+    if (!d->dp) {
+        int err = errno;
+        close(fd);
+        free(d);
+        fuse_reply_err(req, err);
+        return;
+    }
+    d->node = n;
+    ino_ref(c->tab, n);
+    fi->fh = (uint64_t)(uintptr_t)d;
+    if (fuse_reply_open(req, fi) != 0) {
+        closedir(d->dp);
+        ino_unref(c->tab, n);
+        free(d);
+    }
+}
+
+static int is_dot(const char *name)
+{
+    return name[0] == '.' && (name[1] == '\0' ||
+                              (name[1] == '.' && name[2] == '\0'));
+}
+
+/* Add one entry to the reply buffer; returns its size (which may exceed
+ * rem: then nothing was added and any lookup is undone), or -errno to skip
+ * the entry (it vanished since readdir saw it). */
+static long add_entry(fuse_req_t req, struct fs_dir *d, const struct dirent *de,
+                      char *p, size_t rem, int plus)
+{
+    struct fs_ctx *c = ctx_of(req);
+    if (!plus) {
+        struct stat st = {.st_ino = de->d_ino, .st_mode = DTTOIF(de->d_type)};
+        return (long)fuse_add_direntry(req, p, rem, de->d_name, &st, de->d_off);
+    }
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    struct ino_node *n = NULL;
+    if (is_dot(de->d_name)) {
+        /* ino 0: the kernel lists the name but makes no dentry for it. */
+        e.attr.st_ino = de->d_ino;
+        e.attr.st_mode = DTTOIF(de->d_type);
+    } else {
+        struct stat st;
+        int rc = ino_lookup(c->tab, d->node, dirfd(d->dp), de->d_name, &n, &st);
+        if (rc < 0)
+            return rc;
+        fill_entry(c, &e, n, &st);
+    }
+    size_t sz = fuse_add_direntry_plus(req, p, rem, de->d_name, &e, de->d_off);
+    if (sz > rem && n)
+        ino_forget(c->tab, n, 1);
+    return (long)sz;
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+                       struct fuse_file_info *fi, int plus)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct fs_dir *d = dir_of(fi);
+    int root = d->node == ino_root(c->tab), err = 0;
+    char *buf = malloc(size), *p = buf;
+    size_t rem = size;
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (off != d->offset) {
+        seekdir(d->dp, off);
+        d->entry = NULL;
+        d->offset = off;
+    }
+    for (;;) {
+        if (!d->entry) {
+            errno = 0;
+            d->entry = readdir(d->dp);
+            if (!d->entry) {
+                err = errno;
+                break;
+            }
+        }
+        const struct dirent *de = d->entry;
+        if (!(root && strcmp(de->d_name, FS_HIDDEN_NAME) == 0)) {
+            long sz = add_entry(req, d, de, p, rem, plus);
+            if (sz >= 0 && (size_t)sz > rem)
+                break;
+            if (sz > 0) {
+                p += sz;
+                rem -= (size_t)sz;
+            }
+        }
+        d->entry = NULL;
+        d->offset = de->d_off;
+    }
+    if (err && rem == size)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_buf(req, buf, size - rem);
+    free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    do_readdir(req, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, struct fuse_file_info *fi)
+{
+    do_readdir(req, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+                          struct fuse_file_info *fi)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct fs_dir *d = dir_of(fi);
+    closedir(d->dp);
+    ino_unref(c->tab, d->node);
+    free(d);
+    fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                        struct fuse_file_info *fi)
+{
+    int fd = dirfd(dir_of(fi)->dp);
+    int r = datasync ? fdatasync(fd) : fsync(fd);
+    fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+/* ---- the rest ---------------------------------------------------------- */
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs sv;
+    if (fstatvfs(ctx_of(req)->rootfd, &sv) < 0)
+        fuse_reply_err(req, errno);
+    else
+        fuse_reply_statfs(req, &sv);
+}
+
+/* With default_permissions the kernel decides access(2) itself and never
+ * sends ACCESS; should it come anyway, answer for existence only rather
+ * than with root's view of the permission bits. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    struct fs_ctx *c = ctx_of(req);
+    struct stat st;
+    int rc = node_stat(c, node_of(c, ino), &st);
+    fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+/* Run an xattr call on the node through its /proc/self/fd link (the f*xattr
+ * calls refuse O_PATH descriptors). */
+enum xa_kind { XA_GET, XA_LIST, XA_SET, XA_REMOVE };
+
+static ssize_t xattr_call(struct fs_ctx *c, struct ino_node *n,
+                          enum xa_kind k, const char *name, void *val,
+                          size_t size, int flags)
+{
+    char proc[64];
+    int fd = ino_fd_get(c->tab, n);
+    if (fd < 0)
+        return fd;
+    proc_fd_path(fd, proc, sizeof(proc));
+    ssize_t r;
+    switch (k) {
+    case XA_GET:  r = getxattr(proc, name, val, size); break;
+    case XA_LIST: r = listxattr(proc, val, size); break;
+    case XA_SET:  r = setxattr(proc, name, val, size, flags); break;
+    default:      r = removexattr(proc, name); break;
+    }
+    if (r < 0)
+        r = -errno;
+    ino_fd_put(c->tab, n);
+    return r;
+}
+
+/* Reply to a get/list: size 0 asks for the length only. */
+static void xattr_reply(fuse_req_t req, fuse_ino_t ino, enum xa_kind k,
+                        const char *name, size_t size)
+{
+    struct fs_ctx *c = ctx_of(req);
+    char *buf = size ? malloc(size) : NULL;
+    if (size && !buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    ssize_t r = xattr_call(c, node_of(c, ino), k, name, buf, size, 0);
+    if (r < 0)
+        fuse_reply_err(req, (int)-r);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)r);
+    else
+        fuse_reply_buf(req, buf, (size_t)r);
+    free(buf);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                        size_t size)
+{
+    xattr_reply(req, ino, XA_GET, name, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    xattr_reply(req, ino, XA_LIST, NULL, size);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                        const char *value, size_t size, int flags)
+{
+    struct fs_ctx *c = ctx_of(req);
+    ssize_t r = xattr_call(c, node_of(c, ino), XA_SET, name, (void *)value,
+                           size, flags);
+    fuse_reply_err(req, r < 0 ? (int)-r : 0);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    struct fs_ctx *c = ctx_of(req);
+    ssize_t r = xattr_call(c, node_of(c, ino), XA_REMOVE, name, NULL, 0, 0);
+    fuse_reply_err(req, r < 0 ? (int)-r : 0);
+}
+
+static void want(struct fuse_conn_info *conn, unsigned cap)
+{
+    if (conn->capable & cap)
+        conn->want |= cap;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct fs_ctx *c = userdata;
+    want(conn, FUSE_CAP_SPLICE_READ);
+    want(conn, FUSE_CAP_SPLICE_WRITE);
+    want(conn, FUSE_CAP_SPLICE_MOVE);
+    want(conn, FUSE_CAP_READDIRPLUS);
+    want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+    want(conn, FUSE_CAP_ASYNC_READ);
+    want(conn, FUSE_CAP_PARALLEL_DIROPS);
+    want(conn, FUSE_CAP_ATOMIC_O_TRUNC);
+    want(conn, FUSE_CAP_AUTO_INVAL_DATA);
+    if (c->cache != FS_CACHE_NONE)
+        want(conn, FUSE_CAP_CACHE_SYMLINKS);
+    /* See the header: locks stay in the kernel, no writeback cache. */
+    conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS |
+                              FUSE_CAP_WRITEBACK_CACHE);
+    /* libfuse raises max_pages to match. */
+    conn->max_write = FS_MAX_WRITE;
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+    .init            = op_init,
+    .lookup          = op_lookup,
+    .forget          = op_forget,
+    .forget_multi    = op_forget_multi,
+    .getattr         = op_getattr,
+    .setattr         = op_setattr,
+    .readlink        = op_readlink,
+    .mknod           = op_mknod,
+    .mkdir           = op_mkdir,
+    .symlink         = op_symlink,
+    .unlink          = op_unlink,
+    .rmdir           = op_rmdir,
+    .rename          = op_rename,
+    .link            = op_link,
+    .open            = op_open,
+    .create          = op_create,
+    .read            = op_read,
+    .write_buf       = op_write_buf,
+    .flush           = op_flush,
+    .release         = op_release,
+    .fsync           = op_fsync,
+    .opendir         = op_opendir,
+    .readdir         = op_readdir,
+    .readdirplus     = op_readdirplus,
+    .releasedir      = op_releasedir,
+    .fsyncdir        = op_fsyncdir,
+    .statfs          = op_statfs,
+    .access          = op_access,
+    .setxattr        = op_setxattr,
+    .getxattr        = op_getxattr,
+    .listxattr       = op_listxattr,
+    .removexattr     = op_removexattr,
+    .fallocate       = op_fallocate,
+    .copy_file_range = op_copy_file_range,
+    .lseek           = op_lseek,
+};
+
+const struct fuse_lowlevel_ops *fs_lowlevel_ops(void)
+{
+    return &fs_ops;
+}
+
+/* ---- context ----------------------------------------------------------- */
+
+static double cache_timeout(enum fs_cache_mode m)
+{
+    switch (m) {
+    case FS_CACHE_NONE:   return 0.0;
+    case FS_CACHE_ALWAYS: return 86400.0;
+    default:              return 1.0;
+    }
+}
+
+int fs_ctx_new(struct fs_ctx **out, const struct fs_params *p)
+{
+    struct fs_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    int rc = ino_table_new(&c->tab, p->rootfd, FS_MAX_FDS);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    c->rootfd = p->rootfd;
+    c->cache = p->cache;
+    c->timeout = cache_timeout(p->cache);
+    c->euid = geteuid();
+    c->egid = getegid();
+    /* The kernel has applied the caller's umask to every mode it sends;
+     * ours must not mask it a second time. */
+    umask(0);
+    *out = c;
+    return 0;
+}
+
+void fs_ctx_free(struct fs_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    ino_table_free(ctx->tab);
+    free(ctx);
+}
+
+void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out)
+{
+    struct ino_stats s;
+    ino_get_stats(ctx->tab, &s);
+    out->inodes = s.nodes;
+    out->open_fds = s.fds;
+}
