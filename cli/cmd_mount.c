@@ -62,7 +62,9 @@ static int mount_check_target(const char *mnt)
             return cli_failf("mount: %s: stale provfs mount (daemon dead) could not be "
                              "removed: %s", mnt, strerror(errno));
         fs_runtime_remove(mnt);
-        fprintf(stderr, "provfs: removed a stale mount of %s left by a dead daemon\n", mnt);
+        fputs("provfs: removed a stale mount of ", stderr);
+        cli_put_bytes(stderr, mnt, strlen(mnt));
+        fputs(" left by a dead daemon\n", stderr);
     }
     struct stat sb;
     if (stat(mnt, &sb))
@@ -121,8 +123,11 @@ static int mount_daemonize(struct fs_mount_opts *o)
     close(pfd[0]);
     msg[got] = 0;
     if (!strcmp(msg, "ok\n")) {
-        printf("provfs: mounted %s on %s (daemon pid %d, log %s)\n",
-               o->source, o->mountpoint, (int)pid, o->logfile);
+        fputs("provfs: mounted ", stdout);
+        cli_put_bytes(stdout, o->source, strlen(o->source));
+        fputs(" on ", stdout);
+        cli_put_bytes(stdout, o->mountpoint, strlen(o->mountpoint));
+        printf(" (daemon pid %d, log %s)\n", (int)pid, o->logfile);
         return 0;
     }
     msg[strcspn(msg, "\n")] = 0;
@@ -198,11 +203,13 @@ static void umount_wait_exit(pid_t pid)
                 "finish in the background\n", (int)pid);
 }
 
-static int umount_busy(const char *mnt)
+static int umount_busy(const char *mnt, pid_t daemon)
 {
-    fprintf(stderr, "provfs: umount: %s is busy", mnt);
+    fputs("provfs: umount: ", stderr);
+    cli_put_bytes(stderr, mnt, strlen(mnt));
+    fputs(" is busy", stderr);
     fputs("; held by: ", stderr);
-    if (!cli_mount_holders(mnt, stderr, 20))
+    if (!cli_mount_holders(mnt, daemon, stderr, 20))
         fputs("(unknown processes)", stderr);
     fputc('\n', stderr);
     return 1;
@@ -230,14 +237,16 @@ int cmd_umount(int argc, char **argv)
         if (umount2(mnt, MNT_DETACH))
             return cli_failf("umount: %s: %s", mnt, strerror(errno));
         fs_runtime_remove(mnt);
-        fprintf(stderr, "provfs: %s: the daemon was dead; removed the stale mount\n", mnt);
+        fputs("provfs: ", stderr);
+        cli_put_bytes(stderr, mnt, strlen(mnt));
+        fputs(": the daemon was dead; removed the stale mount\n", stderr);
         return 0;
     }
     if (fs_runtime_request(&rt, "sync", ans, sizeof ans))
         fprintf(stderr, "provfs: umount: warning: %s\n", pv_errmsg());
     if (umount2(mnt, 0)) {
         if (errno == EBUSY)
-            return umount_busy(mnt);
+            return umount_busy(mnt, rt.pid);
         return cli_failf("umount: %s: %s", mnt, strerror(errno));
     }
     umount_wait_exit(rt.pid);

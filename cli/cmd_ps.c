@@ -49,6 +49,8 @@ static int ps_selected(struct ps_ctx *c, const struct cat_proc *p)
     return m.hit;
 }
 
+static const char *const ps_fd_names[] = { "stdin", "stdout", "stderr" };
+
 static int ps_json_image(void *arg, const struct cat_image *im)
 {
     int *first = arg;
@@ -59,6 +61,10 @@ static int ps_json_image(void *arg, const struct cat_image *im)
     json_str(stdout, im->exe.p, im->exe.n);
     printf(",\"argv\":");
     json_strv(stdout, im->argv.p, im->argv.n);
+    for (int i = 0; i < 3; i++) {
+        printf(",\"%s\":", ps_fd_names[i]);
+        json_str(stdout, im->fd[i].p, im->fd[i].n);
+    }
     printf("}");
     *first = 0;
     return 0;
@@ -66,7 +72,6 @@ static int ps_json_image(void *arg, const struct cat_image *im)
 
 static void ps_print_json(struct ps_ctx *c, const struct cat_proc *p)
 {
-    static const char *const fdn[] = { "stdin", "stdout", "stderr" };
     printf("%s\n{\"id\":%llu,\"tgid\":%u,\"ppid\":%u,\"parent\":", c->count ? "," : "",
            (unsigned long long)p->id, p->tgid, p->ppid);
     if (p->parent_id)
@@ -91,7 +96,7 @@ static void ps_print_json(struct ps_ctx *c, const struct cat_proc *p)
     printf(",\"env\":");
     json_strv(stdout, p->env.p, p->env.n);
     for (int i = 0; i < 3; i++) {
-        printf(",\"%s\":", fdn[i]);
+        printf(",\"%s\":", ps_fd_names[i]);
         json_str(stdout, p->fd[i].p, p->fd[i].n);
     }
     printf(",\"images\":[");

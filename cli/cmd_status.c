@@ -79,7 +79,7 @@ static void status_print_text(const struct cli_ws *ws, const struct cat_counts *
         printf("gaps:      %llu events could not be recorded (see the log)\n",
                (unsigned long long)c->gaps);
     if (l->ok)
-        printf("queues:    %llu events waiting to be committed; %llu committed in "
+        printf("queue:     %llu records waiting to be committed; %llu committed in "
                "%llu batches since mount\n", l->queued, l->committed, l->batches);
 }
 

@@ -10,5 +10,6 @@ int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const struct cli_cmd commands[] = {
     { "status",  cmd_status,  "is it mounted; what has been recorded" },
     { "ps",      cmd_ps,      "list recorded processes" },
     { "events",  cmd_events,  "list recorded events" },
+    { "policy", cmd_policy, "check or show the YAML policy" },
     { "help",    cmd_help,    "this list" },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

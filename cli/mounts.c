@@ -95,7 +95,7 @@ static int mounts_pid_holds(const char *pid, const char *path, size_t plen)
     return held;
 }
 
-int cli_mount_holders(const char *path, FILE *out, int max)
+int cli_mount_holders(const char *path, pid_t except, FILE *out, int max)
 {
     DIR *d = opendir("/proc");
     if (!d)
@@ -104,7 +104,8 @@ int cli_mount_holders(const char *path, FILE *out, int max)
     size_t plen = strlen(path);
     pid_t self = getpid();
     for (struct dirent *e; found < max && (e = readdir(d));) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == self)
+        pid_t pid = atoi(e->d_name);
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || pid == self || pid == except)
             continue;
         if (!mounts_pid_holds(e->d_name, path, plen))
             continue;

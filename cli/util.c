@@ -14,21 +14,31 @@
 #include "common/err.h"
 #include "store/store.h"
 
+/* Messages quote paths, which may hold newlines or control bytes: escape
+ * the whole message so an error is always one line on stderr. */
+static int cli_print_error(const char *msg)
+{
+    fputs("provfs: ", stderr);
+    cli_put_bytes(stderr, msg, strlen(msg));
+    fputc('\n', stderr);
+    return 1;
+}
+
 int cli_fail(const char *what)
 {
-    fprintf(stderr, "provfs: %s: %s\n", what, pv_errmsg());
-    return 1;
+    char msg[PV_ERRMAX + 256];
+    snprintf(msg, sizeof msg, "%s: %s", what, pv_errmsg());
+    return cli_print_error(msg);
 }
 
 int cli_failf(const char *fmt, ...)
 {
+    char msg[PV_ERRMAX + 256];
     va_list ap;
     va_start(ap, fmt);
-    fputs("provfs: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return 1;
+    return cli_print_error(msg);
 }
 
 int cli_usage(const char *usage, const char *fmt, ...)

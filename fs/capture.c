@@ -262,6 +262,14 @@ static uint64_t cap_parent_of(const struct proc_stat *ps, int depth)
     return cap_ensure_proc(ps->ppid, &pps, depth + 1);
 }
 
+static void cap_image_fill(struct cat_image *im, const struct proc_info *pi)
+{
+    im->exe = cap_cstr(pi->exe);
+    im->argv = cap_str(pi->argv, pi->argv_len);
+    for (int i = 0; i < 3; i++)
+        im->fd[i] = cap_cstr(pi->fd[i]);
+}
+
 /* Build and queue the records of a newly seen process. */
 static uint64_t cap_record_proc(pid_t tgid, const struct proc_stat *ps, uint64_t parent)
 {
@@ -299,10 +307,9 @@ static uint64_t cap_record_proc(pid_t tgid, const struct proc_stat *ps, uint64_t
     struct cat_image *im = &irec.u.image;
     im->n = 0;
     im->wall_ns = p->wall_ns;
-    im->exe = cap_cstr(pi.exe);
-    im->argv = cap_str(pi.argv, pi.argv_len);
-    struct cat_str *is[] = { &im->exe, &im->argv };
-    void *imem = cap_pack_strs(is, 2);
+    cap_image_fill(im, &pi);
+    struct cat_str *is[] = { &im->exe, &im->argv, &im->fd[0], &im->fd[1], &im->fd[2] };
+    void *imem = cap_pack_strs(is, 5);
     proc_info_free(&pi);
 
     pthread_mutex_lock(&cap.lock);
@@ -374,18 +381,15 @@ static void cap_check_image(pid_t tgid, const struct proc_stat *ps, uint64_t id)
         return;
     struct cat_rec rec = { .type = CAT_REC_IMAGE };
     struct cat_image *im = &rec.u.image;
-    char *exe = NULL, *argv = NULL;
-    size_t argv_len = 0;
-    if (proc_read_image(tgid, &exe, &argv, &argv_len))
+    struct proc_info pi;
+    if (proc_read_info(tgid, &pi))
         return;
     im->proc_id = id;
     im->wall_ns = store_now_ns();
-    im->exe = cap_cstr(exe);
-    im->argv = cap_str(argv, argv_len);
-    struct cat_str *is[] = { &im->exe, &im->argv };
-    void *mem = cap_pack_strs(is, 2);
-    free(exe);
-    free(argv);
+    cap_image_fill(im, &pi);
+    struct cat_str *is[] = { &im->exe, &im->argv, &im->fd[0], &im->fd[1], &im->fd[2] };
+    void *mem = cap_pack_strs(is, 5);
+    proc_info_free(&pi);
     if (!mem)
         return;
     pthread_mutex_lock(&cap.lock);

@@ -38,14 +38,24 @@ static void ctl_status(FILE *f)
 static void ctl_serve(int cfd)
 {
     char req[64];
-    ssize_t n = read(cfd, req, sizeof req - 1);
-    if (n <= 0)
-        return;
-    req[n] = 0;
+    size_t got = 0;
+    while (got + 1 < sizeof req && !memchr(req, '\n', got)) {
+        ssize_t n = read(cfd, req + got, sizeof req - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    req[got] = 0;
     req[strcspn(req, "\r\n")] = 0;
-    FILE *f = fdopen(dup(cfd), "w");
-    if (!f)
+    int wfd = dup(cfd);
+    FILE *f = wfd < 0 ? NULL : fdopen(wfd, "w");
+    if (!f) {
+        if (wfd >= 0)
+            close(wfd);
         return;
+    }
     if (!strcmp(req, "status"))
         ctl_status(f);
     else if (!strcmp(req, "sync"))

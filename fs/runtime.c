@@ -44,6 +44,20 @@ int fs_runtime_base(const char *mountpoint, char *base, size_t len)
     return 0;
 }
 
+/* Paths may hold any byte but NUL; the file is one key=value per line, so
+ * bytes below 0x20, '%' and DEL are written as %XX. */
+static void rt_put_path(FILE *f, const char *key, const char *v)
+{
+    fprintf(f, "%s=", key);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p < 0x20 || *p == '%' || *p == 0x7f)
+            fprintf(f, "%%%02X", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('\n', f);
+}
+
 int fs_runtime_write(const struct fs_runtime *rt)
 {
     char base[PATH_MAX], path[PATH_MAX + 8], tmp[PATH_MAX + 16];
@@ -55,8 +69,11 @@ int fs_runtime_write(const struct fs_runtime *rt)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return pv_errno(-errno, "writing %s", tmp);
-    fprintf(f, "pid=%d\nrootfd=%d\nsource=%s\nmountpoint=%s\nlog=%s\nsock=%s\n",
-            (int)rt->pid, rt->rootfd, rt->source, rt->mountpoint, rt->log, rt->sock);
+    fprintf(f, "pid=%d\nrootfd=%d\n", (int)rt->pid, rt->rootfd);
+    rt_put_path(f, "source", rt->source);
+    rt_put_path(f, "mountpoint", rt->mountpoint);
+    rt_put_path(f, "log", rt->log);
+    rt_put_path(f, "sock", rt->sock);
     if (fclose(f) || rename(tmp, path)) {
         rc = pv_errno(-errno, "writing %s", path);
         unlink(tmp);
@@ -67,7 +84,17 @@ int fs_runtime_write(const struct fs_runtime *rt)
 
 static void rt_field(char *dst, size_t len, const char *val)
 {
-    snprintf(dst, len, "%s", val);
+    size_t n = 0;
+    for (; *val && n + 1 < len; val++) {
+        unsigned x;
+        if (val[0] == '%' && sscanf(val + 1, "%2X", &x) == 1) {
+            dst[n++] = (char)x;
+            val += 2;
+        } else {
+            dst[n++] = *val;
+        }
+    }
+    dst[n] = 0;
 }
 
 int fs_runtime_read(const char *mountpoint, struct fs_runtime *rt)
@@ -132,10 +159,13 @@ int fs_runtime_request(const struct fs_runtime *rt, const char *req,
         close(fd);
         return rc;
     }
-    size_t rl = strlen(req);
+    char line[128];
+    int ll = snprintf(line, sizeof line, "%s\n", req);
     int rc = 0;
-    if (write(fd, req, rl) != (ssize_t)rl || write(fd, "\n", 1) != 1)
-        rc = pv_errno(-errno, "talking to the daemon");
+    /* One send, and no SIGPIPE: the daemon may answer and close as soon
+     * as it has the line. */
+    if (ll >= (int)sizeof line || send(fd, line, (size_t)ll, MSG_NOSIGNAL) != ll)
+        rc = pv_errno(-EPIPE, "talking to the daemon");
     size_t got = 0;
     while (!rc && got + 1 < len) {
         ssize_t n = read(fd, out + got, len - 1 - got);

@@ -5,7 +5,7 @@
  *   procs[id]            boot16 start tgid ppid pgid sid uid gid parent seq
  *                        wall comm exe argv cwd env fd0 fd1 fd2
  *   prockeys[boot16|start|tgid] -> id
- *   images[id|n]         seq wall exe argv
+ *   images[id|n]         seq wall exe argv fd0 fd1 fd2
  *   children[parent|child] -> ""
  *   events[seq]          op proc path path2 arg wall file file2
  *   procevents[proc|seq], fileevents[file|seq] -> ""
@@ -149,6 +149,8 @@ static int cat_dec_image(const MDB_val *k, const MDB_val *v, struct cat_image *i
     im->wall_ns = cread_u64(&r);
     im->exe = cat_get_str(&r);
     im->argv = cat_get_str(&r);
+    for (int i = 0; i < 3; i++)
+        im->fd[i] = cat_get_str(&r);
     return r.err ? pv_err(-EUCLEAN, "image record is corrupt") : 0;
 }
 
@@ -243,6 +245,8 @@ static int cat_commit_image(struct store *st, MDB_txn *txn, struct cbuf *b,
     cbuf_put_u64(b, im->wall_ns);
     cat_put_str(b, im->exe);
     cat_put_str(b, im->argv);
+    for (int i = 0; i < 3; i++)
+        cat_put_str(b, im->fd[i]);
     if (b->err)
         return pv_err(b->err, "out of memory");
     return cat_put(txn, st->dbi[DB_IMAGES], key, 12, b->p, b->len, 0, "adding an image");

@@ -39,12 +39,16 @@ struct cat_proc {
 };
 
 /* An exec image: the process ran `exe argv` from logical time `seq` on.
- * Image 0 is the image the process had when first seen. */
+ * Image 0 is the image the process had when first seen.  Standard streams
+ * are recorded per image because a shell sets up redirections between
+ * fork and exec: what the program really read and wrote is what it had
+ * when it was exec'd. */
 struct cat_image {
     uint64_t proc_id;
     uint32_t n;
     uint64_t seq, wall_ns;
     struct cat_str exe, argv;
+    struct cat_str fd[3];
 };
 
 /* One event.  op values are capture's enum cap_op (fs/capture.h); the

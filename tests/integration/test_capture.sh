@@ -74,9 +74,9 @@ check("redirect opened by the shell child, which then exec'd python3 f.py",
 cats = [ps[e["proc"]] for e in r if e["proc"] in ps and "cat" in ps[e["proc"]]["comm"]]
 check("cat's read of data/a.txt recorded", len(cats) == 1, [e["proc"] for e in r])
 check("cat stdout is a pipe", cats and cats[0]["stdout"].startswith("pipe:["), cats and cats[0]["stdout"])
-check("python3 f.py stdin is the same pipe as cat's stdout",
-      cats and pc and pc["stdin"] == cats[0]["stdout"], (pc and pc["stdin"], cats and cats[0]["stdout"]))
-check("python3 f.py stdout is data/c.txt", pc and pc["stdout"].endswith("/data/c.txt"), pc and pc["stdout"])
+check("python3 f.py image stdin is the same pipe as cat's stdout",
+      cats and pc and pc["images"][-1]["stdin"] == cats[0]["images"][-1]["stdout"], (pc and pc["images"][-1]["stdin"], cats and cats[0]["stdout"]))
+check("python3 f.py image stdout is data/c.txt", pc and pc["images"][-1]["stdout"].endswith("/data/c.txt"), pc and pc["images"][-1]["stdout"])
 check("cat and python3 share the shell's process group",
       cats and pc and cats[0]["pgid"] == pc["pgid"], (cats and cats[0]["pgid"], pc and pc["pgid"]))
 
