@@ -10,6 +10,9 @@
  *   events[seq]          op proc path path2 arg wall file file2
  *   procevents[proc|seq], fileevents[file|seq] -> ""
  *   paths[path key] -> file id;  files[id] path first_seq
+ *   versions[file|vno(u32)] content_id flags size mtime ctime ino mode uid
+ *                        gid seq wall origin src_file src_vno writer kind
+ *                        policy_id err
  */
 #include "store/catalog.h"
 
@@ -549,4 +552,245 @@ int cat_path_events(struct cat_reader *rd, const char *path, cat_event_cb fn, vo
     uint8_t key[8];
     be64_put(key, id);
     return cat_walk(rd, DB_FILEEVENTS, key, 8, 8, cat_walk_index, &cb);
+}
+
+/* --- files -------------------------------------------------------------- */
+
+int cat_file_path(struct cat_reader *rd, uint64_t id, struct cat_str *path)
+{
+    uint8_t key[8];
+    be64_put(key, id);
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_get(rd->txn, rd->st->dbi[DB_FILES], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return pv_err(-ENOENT, "no file %llu", (unsigned long long)id);
+    if (rc)
+        return store_mdb_err(rc, "reading a file record");
+    struct cread r;
+    cread_init(&r, v.mv_data, v.mv_size);
+    *path = cat_get_str(&r);
+    return r.err ? pv_err(-EUCLEAN, "file record %llu is corrupt", (unsigned long long)id) : 0;
+}
+
+static int cat_walk_file(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_cb *cb = arg;
+    struct cread r;
+    (void)rd;
+    cread_init(&r, v->mv_data, v->mv_size);
+    struct cat_str path = cat_get_str(&r);
+    if (r.err)
+        return pv_err(-EUCLEAN, "file record is corrupt");
+    return ((cat_file_cb)cb->fn)(cb->ctx, be64_get(k->mv_data), path);
+}
+
+int cat_files_scan(struct cat_reader *rd, cat_file_cb fn, void *ctx)
+{
+    struct cat_cb cb = { (void *)fn, ctx };
+    return cat_walk(rd, DB_FILES, NULL, 0, 0, cat_walk_file, &cb);
+}
+
+/* --- versions ----------------------------------------------------------- */
+
+const char *cat_origin_name(uint32_t origin)
+{
+    static const char *const names[] = {
+        [CAT_ORIGIN_WRITTEN] = "written", [CAT_ORIGIN_PREEXISTING] = "pre-existing",
+        [CAT_ORIGIN_EXTERNAL] = "external", [CAT_ORIGIN_RENAMED] = "renamed",
+        [CAT_ORIGIN_LINKED] = "linked", [CAT_ORIGIN_RESTORED] = "restored",
+        [CAT_ORIGIN_DELETED] = "deleted",
+    };
+    return origin < sizeof names / sizeof names[0] && names[origin] ? names[origin] : "unknown";
+}
+
+static void cat_enc_version(struct cbuf *b, const struct cat_version *v)
+{
+    cbuf_put_raw(b, v->content_id, 32);
+    uint64_t nums[] = { v->flags, v->size, v->mtime_ns, v->ctime_ns, v->ino, v->mode,
+                        v->uid, v->gid, v->seq, v->wall_ns, v->origin, v->src_file_id,
+                        v->src_vno, v->writer };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        cbuf_put_u64(b, nums[i]);
+    cat_put_str(b, v->kind);
+    cbuf_put_raw(b, v->policy_id, 32);
+    cat_put_str(b, v->err);
+}
+
+static int cat_dec_version(const MDB_val *k, const MDB_val *val, struct cat_version *v)
+{
+    struct cread r;
+    cread_init(&r, val->mv_data, val->mv_size);
+    memset(v, 0, sizeof *v);
+    v->file_id = be64_get(k->mv_data);
+    v->vno = be32_get((const uint8_t *)k->mv_data + 8);
+    const uint8_t *id = cread_raw(&r, 32);
+    if (id)
+        memcpy(v->content_id, id, 32);
+    v->flags = cread_u64(&r);
+    v->size = cread_u64(&r);
+    v->mtime_ns = cread_u64(&r);
+    v->ctime_ns = cread_u64(&r);
+    v->ino = cread_u64(&r);
+    v->mode = cread_u64(&r);
+    v->uid = cread_u64(&r);
+    v->gid = cread_u64(&r);
+    v->seq = cread_u64(&r);
+    v->wall_ns = cread_u64(&r);
+    v->origin = cread_u64(&r);
+    v->src_file_id = cread_u64(&r);
+    v->src_vno = cread_u64(&r);
+    v->writer = cread_u64(&r);
+    v->kind = cat_get_str(&r);
+    const uint8_t *pol = cread_more(&r) ? cread_raw(&r, 32) : NULL;
+    if (pol)
+        memcpy(v->policy_id, pol, 32);
+    v->err = cat_get_str(&r);
+    return r.err ? pv_err(-EUCLEAN, "version %u of file %llu is corrupt", v->vno,
+                          (unsigned long long)v->file_id) : 0;
+}
+
+/* Last version number of a file (0 if none) within txn. */
+static int cat_last_vno(MDB_txn *txn, MDB_dbi dbi, uint64_t file_id, uint32_t *vno)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return store_mdb_err(rc, "opening a cursor");
+    uint8_t key[12];
+    be64_put(key, file_id + 1);
+    be32_put(key + 8, 0);
+    MDB_val k = { 12, key }, v;
+    /* Position after the file's last key, then step back. */
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV)
+                 : rc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST) : rc;
+    *vno = 0;
+    if (rc == 0 && k.mv_size == 12 && be64_get(k.mv_data) == file_id)
+        *vno = be32_get((const uint8_t *)k.mv_data + 8);
+    mdb_cursor_close(c);
+    return rc && rc != MDB_NOTFOUND ? store_mdb_err(rc, "reading versions") : 0;
+}
+
+int cat_version_add(struct store *st, MDB_txn *txn, const char *path, size_t path_len,
+                    struct cat_version *v)
+{
+    struct cat_str p = { path, path_len };
+    int rc = cat_file_id(st, txn, p, v->seq, &v->file_id);
+    if (!rc)
+        rc = cat_last_vno(txn, st->dbi[DB_VERSIONS], v->file_id, &v->vno);
+    if (rc)
+        return rc;
+    v->vno++;
+    uint8_t key[12];
+    be64_put(key, v->file_id);
+    be32_put(key + 8, v->vno);
+    struct cbuf b;
+    cbuf_init(&b);
+    cat_enc_version(&b, v);
+    rc = b.err ? pv_err(b.err, "out of memory")
+               : cat_put(txn, st->dbi[DB_VERSIONS], key, 12, b.p, b.len, 0, "adding a version");
+    cbuf_free(&b);
+    return rc;
+}
+
+int cat_version_commit(struct store *st, const char *path, struct cat_version *v)
+{
+    MDB_txn *txn;
+    int rc = store_txn_begin(st, 0, &txn);
+    if (rc)
+        return rc;
+    rc = cat_version_add(st, txn, path, strlen(path), v);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_mdb_err(mdb_txn_commit(txn), "committing a version");
+}
+
+struct cat_vwalk {
+    cat_version_cb fn;
+    void *ctx;
+    uint64_t max_seq;           /* cat_version_at: stop after this        */
+    struct cat_version *keep;   /* cat_version_at: last one seen          */
+};
+
+static int cat_walk_version(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_vwalk *w = arg;
+    struct cat_version ver;
+    int rc = cat_dec_version(k, v, &ver);
+    (void)rd;
+    if (rc)
+        return rc;
+    if (w->keep) {
+        if (ver.seq > w->max_seq)
+            return 1;   /* stop: later than asked */
+        *w->keep = ver;
+        return 0;
+    }
+    return w->fn(w->ctx, &ver);
+}
+
+int cat_version_get(struct cat_reader *rd, uint64_t file_id, uint32_t vno,
+                    struct cat_version *out)
+{
+    if (vno == 0) {
+        int rc = cat_last_vno(rd->txn, rd->st->dbi[DB_VERSIONS], file_id, &vno);
+        if (rc)
+            return rc;
+        if (vno == 0)
+            return pv_err(-ENOENT, "no versions recorded");
+    }
+    uint8_t key[12];
+    be64_put(key, file_id);
+    be32_put(key + 8, vno);
+    MDB_val k = { 12, key }, v;
+    int rc = mdb_get(rd->txn, rd->st->dbi[DB_VERSIONS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return pv_err(-ENOENT, "no version %u", vno);
+    if (rc)
+        return store_mdb_err(rc, "reading a version");
+    return cat_dec_version(&k, &v, out);
+}
+
+int cat_version_at(struct cat_reader *rd, uint64_t file_id, uint64_t seq,
+                   struct cat_version *out)
+{
+    out->vno = 0;
+    struct cat_vwalk w = { NULL, NULL, seq, out };
+    uint8_t key[8];
+    be64_put(key, file_id);
+    int rc = cat_walk(rd, DB_VERSIONS, key, 8, 8, cat_walk_version, &w);
+    if (rc < 0)
+        return rc;
+    return out->vno ? 0 : pv_err(-ENOENT, "no version at that time");
+}
+
+/* Newest first: walk backwards from the file's last key. */
+static int cat_versions_desc(struct cat_reader *rd, uint64_t file_id, struct cat_vwalk *w)
+{
+    uint32_t last;
+    int rc = cat_last_vno(rd->txn, rd->st->dbi[DB_VERSIONS], file_id, &last);
+    for (uint32_t n = last; !rc && n >= 1; n--) {
+        struct cat_version v;
+        rc = cat_version_get(rd, file_id, n, &v);
+        if (rc == -ENOENT) {
+            rc = 0;     /* removed by gc */
+            continue;
+        }
+        if (!rc)
+            rc = w->fn(w->ctx, &v);
+    }
+    return rc;
+}
+
+int cat_versions_scan(struct cat_reader *rd, uint64_t file_id, int newest_first,
+                      cat_version_cb fn, void *ctx)
+{
+    struct cat_vwalk w = { fn, ctx, 0, NULL };
+    if (newest_first)
+        return cat_versions_desc(rd, file_id, &w);
+    uint8_t key[8];
+    be64_put(key, file_id);
+    return cat_walk(rd, DB_VERSIONS, key, 8, 8, cat_walk_version, &w);
 }

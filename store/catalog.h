@@ -64,6 +64,41 @@ struct cat_event {
                                    target): give it no file id; not stored */
 };
 
+/* How a version came to be (design 3). */
+enum cat_origin {
+    CAT_ORIGIN_WRITTEN = 1,     /* released after being opened for writing  */
+    CAT_ORIGIN_PREEXISTING,     /* existed before provenance began: origin  */
+    CAT_ORIGIN_EXTERNAL,        /* changed while not mounted                */
+    CAT_ORIGIN_RENAMED,         /* appeared here by rename from src         */
+    CAT_ORIGIN_LINKED,          /* appeared here by a hard link to src      */
+    CAT_ORIGIN_RESTORED,        /* written by `provfs restore` from src     */
+    CAT_ORIGIN_DELETED,         /* tombstone: the path was unlinked / renamed away */
+};
+const char *cat_origin_name(uint32_t origin);
+
+enum {
+    CAT_V_HASH_ONLY = 1 << 0,   /* content id recorded, bytes not stored    */
+    CAT_V_MISSING   = 1 << 1,   /* the snapshot failed: no content (a gap)  */
+};
+
+/* A file version (W3C PROV entity).  Numbered from 1 per path. */
+struct cat_version {
+    uint64_t file_id;
+    uint32_t vno;
+    uint8_t content_id[32];     /* SHA-256 of the content (sha256sum)       */
+    uint32_t flags;
+    uint64_t size, mtime_ns, ctime_ns, ino;
+    uint32_t mode, uid, gid;
+    uint64_t seq, wall_ns;      /* when it came to be                       */
+    uint32_t origin;            /* enum cat_origin                          */
+    uint64_t src_file_id;       /* renamed/linked/restored from ...         */
+    uint32_t src_vno;
+    uint64_t writer;            /* process id, 0 if none                    */
+    struct cat_str kind;        /* from the policy: model, dataset, ...     */
+    uint8_t policy_id[32];      /* SHA-256 of the policy in force (0s: none) */
+    struct cat_str err;         /* why the content is missing, if it is     */
+};
+
 enum cat_rec_type { CAT_REC_PROC = 1, CAT_REC_IMAGE, CAT_REC_EVENT, CAT_REC_GAP };
 
 struct cat_rec {
@@ -114,5 +149,32 @@ int cat_event_get(struct cat_reader *rd, uint64_t seq, struct cat_event *out);
 
 /* File (path) ids. -ENOENT if the path was never recorded. */
 int cat_file_find(struct cat_reader *rd, const char *path, uint64_t *id);
+/* The path of a file id. */
+int cat_file_path(struct cat_reader *rd, uint64_t id, struct cat_str *path);
+typedef int (*cat_file_cb)(void *ctx, uint64_t id, struct cat_str path);
+int cat_files_scan(struct cat_reader *rd, cat_file_cb cb, void *ctx);
+
+/* --- versions ----------------------------------------------------------- */
+
+/* Add a version of `path` inside an open write transaction (the content
+ * store's batch hook runs here, so the version and the references to its
+ * content commit together).  Assigns v->file_id and v->vno (last + 1). */
+struct MDB_txn;
+int cat_version_add(struct store *st, struct MDB_txn *txn, const char *path,
+                    size_t path_len, struct cat_version *v);
+/* The same, in a transaction of its own. */
+int cat_version_commit(struct store *st, const char *path, struct cat_version *v);
+
+/* Version vno of a file; vno 0 means the last one.  -ENOENT if none. */
+int cat_version_get(struct cat_reader *rd, uint64_t file_id, uint32_t vno,
+                    struct cat_version *out);
+/* The version that was current at logical time seq (the newest with
+ * v.seq <= seq); -ENOENT if the file had none yet. */
+int cat_version_at(struct cat_reader *rd, uint64_t file_id, uint64_t seq,
+                   struct cat_version *out);
+typedef int (*cat_version_cb)(void *ctx, const struct cat_version *v);
+/* All versions of a file, oldest first, or newest first. */
+int cat_versions_scan(struct cat_reader *rd, uint64_t file_id, int newest_first,
+                      cat_version_cb cb, void *ctx);
 
 #endif

@@ -252,6 +252,63 @@ static void test_json_escaping(void **state)
     assert_string_equal(json_of("\xe2\x82", 2), "\"\\udce2\\udc82\"");
 }
 
+static int collect_vnos(void *ctx, const struct cat_version *v)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    out[n] = (char)('0' + v->vno);
+    out[n + 1] = 0;
+    return 0;
+}
+
+static void test_versions(void **state)
+{
+    struct store *st = *state;
+    for (int i = 1; i <= 3; i++) {
+        struct cat_version v = { .seq = (uint64_t)i * 10, .size = (uint64_t)i,
+                                 .origin = CAT_ORIGIN_WRITTEN, .writer = 7,
+                                 .kind = S("model") };
+        memset(v.content_id, i, 32);
+        assert_int_equal(cat_version_commit(st, "models/m.pkl", &v), 0);
+        assert_int_equal(v.vno, i);
+    }
+    struct cat_version other = { .seq = 15, .origin = CAT_ORIGIN_PREEXISTING };
+    assert_int_equal(cat_version_commit(st, "models/n.pkl", &other), 0);
+    assert_int_equal(other.vno, 1);
+
+    struct cat_reader *rd;
+    assert_int_equal(cat_read_begin(st, &rd), 0);
+    uint64_t id;
+    assert_int_equal(cat_file_find(rd, "models/m.pkl", &id), 0);
+    struct cat_version v;
+    assert_int_equal(cat_version_get(rd, id, 0, &v), 0);
+    assert_int_equal(v.vno, 3);
+    assert_int_equal(v.content_id[31], 3);
+    assert_int_equal(v.kind.n, 5);
+    assert_int_equal(v.writer, 7);
+    assert_string_equal(cat_origin_name(v.origin), "written");
+    assert_int_equal(cat_version_get(rd, id, 2, &v), 0);
+    assert_int_equal(v.size, 2);
+    assert_int_equal(cat_version_get(rd, id, 9, &v), -ENOENT);
+    /* the version current at a logical time */
+    assert_int_equal(cat_version_at(rd, id, 25, &v), 0);
+    assert_int_equal(v.vno, 2);
+    assert_int_equal(cat_version_at(rd, id, 30, &v), 0);
+    assert_int_equal(v.vno, 3);
+    assert_int_equal(cat_version_at(rd, id, 5, &v), -ENOENT);
+    char order[16] = "";
+    assert_int_equal(cat_versions_scan(rd, id, 0, collect_vnos, order), 0);
+    assert_string_equal(order, "123");
+    order[0] = 0;
+    assert_int_equal(cat_versions_scan(rd, id, 1, collect_vnos, order), 0);
+    assert_string_equal(order, "321");
+    struct cat_str path;
+    assert_int_equal(cat_file_path(rd, id, &path), 0);
+    assert_int_equal(path.n, 12);
+    assert_memory_equal(path.p, "models/m.pkl", 12);
+    cat_read_end(rd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symlink_target_is_not_a_file, setup, teardown),
         cmocka_unit_test(test_readonly_open_of_missing_store),
         cmocka_unit_test(test_json_escaping),
+        cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
     };
     return cmocka_run_group_tests_name("catalog", tests, NULL, NULL);
 }
