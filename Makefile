@@ -86,3 +86,6 @@ clean:
 	rm -rf build provfs
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# policies/default.c embeds policies/default.yaml with .incbin.
+$(REL)/policies/default.o $(SAN)/policies/default.o: policies/default.yaml
