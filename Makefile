@@ -6,6 +6,7 @@
 #   make install PREFIX=/usr/local
 #   make demo            scripts/demo
 #   make bench           scripts/bench-fs (see README for figures)
+#   make fuzz-policy     fuzz the policy loader for FUZZ_TIME=60 s (clang, libFuzzer)
 #
 # Sources are found by wildcard: a new .c file in a module directory is built
 # without editing this file.  cli/main.c holds main(); everything else goes
@@ -89,3 +90,17 @@ clean:
 
 # policies/default.c embeds policies/default.yaml with .incbin.
 $(REL)/policies/default.o $(SAN)/policies/default.o: policies/default.yaml
+
+# Fuzz the policy loader with libFuzzer for FUZZ_TIME seconds (not part of
+# check).  New inputs go to build/fuzz/; tests/fuzz/corpus/policy is the seed.
+FUZZ_TIME ?= 60
+FUZZ_POL_SRC := tests/fuzz/fuzz_policy.c common/err.c $(wildcard policies/*.c)
+.PHONY: fuzz-policy
+build/fuzz/fuzz_policy: $(FUZZ_POL_SRC) policies/default.yaml
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -o $@ $(FUZZ_POL_SRC) $(shell pkg-config --libs yaml-0.1 libcrypto)
+fuzz-policy: build/fuzz/fuzz_policy
+	@mkdir -p build/fuzz/corpus-policy
+	$< -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	    -dict=tests/fuzz/policy.dict build/fuzz/corpus-policy tests/fuzz/corpus/policy
