@@ -367,10 +367,11 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *out)
     return 0;
 }
 
-static int proc_stat_at(int dirfd, pid_t pid, struct proc_stat *out)
+static int proc_stat_at(int dirfd, const char *name, pid_t pid,
+                        struct proc_stat *out)
 {
     char buf[PROC_STAT_MAX];
-    ssize_t n = proc_read_fixed(dirfd, "stat", buf, sizeof buf);
+    ssize_t n = proc_read_fixed(dirfd, name, buf, sizeof buf);
     if (n < 0 && proc_gone((int)-n))
         return pv_err(-ESRCH, "process %d exited", (int)pid);
     if (n < 0)
@@ -380,12 +381,11 @@ static int proc_stat_at(int dirfd, pid_t pid, struct proc_stat *out)
 
 int proc_read_stat(pid_t pid, struct proc_stat *out)
 {
-    int dirfd, rc = proc_open_dir(pid, &dirfd);
-    if (rc < 0)
-        return rc;
-    rc = proc_stat_at(dirfd, pid, out);
-    close(dirfd);
-    return rc;
+    /* Called on every request that needs the caller's identity: open the
+     * file by path, three syscalls, no directory handle. */
+    char path[48];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    return proc_stat_at(AT_FDCWD, path, pid, out);
 }
 
 /* ---- image and full description ----------------------------------------- */
@@ -476,7 +476,7 @@ static int proc_info_at(int dirfd, pid_t tgid, struct proc_info *pi)
     int rc = proc_boot_id(pi->key.boot_id);
     if (rc < 0)
         return rc;
-    if ((rc = proc_stat_at(dirfd, tgid, &pi->st)) < 0)
+    if ((rc = proc_stat_at(dirfd, "stat", tgid, &pi->st)) < 0)
         return rc;
     pi->key.tgid = pi->st.tgid;
     pi->key.start = pi->st.start;
