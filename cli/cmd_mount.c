@@ -84,6 +84,33 @@ static int mount_check_fuse(void)
     return 0;
 }
 
+/* Read the daemon's startup answer, showing "progress D T" lines of the
+ * scan for changes made while unmounted on a terminal. */
+static void mount_read_answer(int fd, char *msg, size_t len)
+{
+    FILE *f = fdopen(dup(fd), "r");
+    int tty = isatty(STDERR_FILENO), shown = 0;
+    msg[0] = 0;
+    if (!f)
+        return;
+    char line[PV_ERRMAX + 2];
+    unsigned long long done, total;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "progress %llu %llu", &done, &total) == 2) {
+            if (tty)
+                fprintf(stderr, "\rprovfs: scanning for changes made while unmounted: "
+                        "%llu/%llu files", done, total);
+            shown = tty;
+            continue;
+        }
+        snprintf(msg, len, "%s", line);
+        break;
+    }
+    if (shown)
+        fputc('\n', stderr);
+    fclose(f);
+}
+
 /* Run the daemon in a child; report its startup result. */
 static int mount_daemonize(struct fs_mount_opts *o)
 {
@@ -111,17 +138,8 @@ static int mount_daemonize(struct fs_mount_opts *o)
     }
     close(pfd[1]);
     char msg[PV_ERRMAX + 2] = "";
-    size_t got = 0;
-    ssize_t n;
-    while (got + 1 < sizeof msg && (n = read(pfd[0], msg + got, sizeof msg - 1 - got)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        got += (size_t)n;
-    }
+    mount_read_answer(pfd[0], msg, sizeof msg);
     close(pfd[0]);
-    msg[got] = 0;
     if (!strcmp(msg, "ok\n")) {
         fputs("provfs: mounted ", stdout);
         cli_put_bytes(stdout, o->source, strlen(o->source));

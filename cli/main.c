@@ -18,6 +18,9 @@ static const struct cli_cmd commands[] = {
     { "status",  cmd_status,  "is it mounted; what has been recorded" },
     { "ps",      cmd_ps,      "list recorded processes" },
     { "events",  cmd_events,  "list recorded events" },
+    { "log",     cmd_log,     "the versions of a file, newest first" },
+    { "cat",     cmd_cat,     "write a version's content to stdout" },
+    { "restore", cmd_restore, "bring a version back (recorded as derived from it)" },
     { "policy", cmd_policy, "check or show the YAML policy" },
     { "help",    cmd_help,    "this list" },
 };

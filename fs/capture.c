@@ -43,7 +43,7 @@ static const char *const cap_names[CAP_OP_MAX] = {
     [CAP_TRUNCATE] = "truncate",     [CAP_MKDIR] = "mkdir",
     [CAP_RMDIR] = "rmdir",           [CAP_SETATTR] = "setattr",
     [CAP_CLOSE_WRITE] = "close-write", [CAP_SYMLINK] = "symlink",
-    [CAP_MKNOD] = "mknod",
+    [CAP_MKNOD] = "mknod",          [CAP_RESTORE] = "restore",
 };
 
 const char *cap_op_name(enum cap_op op)
@@ -597,6 +597,14 @@ void cap_stop(void)
     cap.procs = NULL;
     cap.thr_n = cap.procs_n = 0;
     pthread_mutex_unlock(&cap.lock);
+}
+
+uint64_t cap_tick(void)
+{
+    pthread_mutex_lock(&cap.lock);
+    uint64_t seq = ++cap.seq;
+    pthread_mutex_unlock(&cap.lock);
+    return seq;
 }
 
 int cap_flush(void)

@@ -38,6 +38,7 @@ enum cap_op {
     CAP_CLOSE_WRITE,    /* last release of a write-open (arg = 1 if written) */
     CAP_SYMLINK,        /* path = new link, path2 = target                 */
     CAP_MKNOD,
+    CAP_RESTORE,        /* `provfs restore` wrote path2's version arg to path */
     CAP_OP_MAX
 };
 
@@ -64,6 +65,10 @@ uint64_t cap_event(pid_t pid, uid_t uid, gid_t gid, enum cap_op op,
 /* Same, for a process already identified by cap_event(). */
 void cap_event_proc(uint64_t proc_id, enum cap_op op, const char *path,
                     const char *path2, uint64_t arg);
+
+/* A new logical time with no event: versions are stamped with it so that
+ * "used before the version was made" is a comparison of sequence numbers. */
+uint64_t cap_tick(void);
 
 /* Block until everything queued before the call is committed. */
 int cap_flush(void);

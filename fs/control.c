@@ -2,6 +2,7 @@
 #include "fs/control.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "common/log.h"
 #include "fs/capture.h"
 #include "fs/ops.h"
+#include "fs/snapshot.h"
 
 static struct {
     int fd;
@@ -22,22 +24,68 @@ static struct {
     struct fs_ctx *ctx;
 } ctl = { .fd = -1 };
 
+/* Next space-separated hex field of *p into out (NUL-terminated). */
+static int ctl_unhex(const char **p, char *out, size_t len)
+{
+    const char *s = *p;
+    while (*s == ' ')
+        s++;
+    size_t n = 0;
+    unsigned byte;
+    while (*s && *s != ' ') {
+        if (n + 1 >= len || sscanf(s, "%2x", &byte) != 1 || !s[1])
+            return -EINVAL;
+        out[n++] = (char)byte;
+        s += 2;
+    }
+    out[n] = 0;
+    *p = s;
+    return n ? 0 : -EINVAL;
+}
+
 static void ctl_status(FILE *f)
 {
     struct cap_stats cs;
     struct fs_stats fst;
+    struct snap_stats ss;
+    snap_get_stats(&ss);
     cap_get_stats(&cs);
     fs_get_stats(ctl.ctx, &fst);
     fprintf(f, "queued=%llu\ncommitted=%llu\nprocs=%llu\ngaps=%llu\nbatches=%llu\n"
-            "inodes=%lu\nopen_fds=%lu\nend\n",
+            "inodes=%lu\nopen_fds=%lu\n"
+            "snapshots_queued=%llu\nsnapshots_done=%llu\nsnapshots_failed=%llu\nend\n",
             (unsigned long long)cs.queued, (unsigned long long)cs.committed,
             (unsigned long long)cs.procs, (unsigned long long)cs.gaps,
-            (unsigned long long)cs.batches, fst.inodes, fst.open_fds);
+            (unsigned long long)cs.batches, fst.inodes, fst.open_fds,
+            (unsigned long long)ss.queued, (unsigned long long)ss.done,
+            (unsigned long long)ss.failed);
+}
+
+/* "restore VNO SRC DST" (paths in hex): the peer, `provfs restore`, is
+ * about to write DST with version VNO of SRC.  Record the event for the
+ * peer's process and tell the snapshot module, so that the version its
+ * write makes is marked as restored from the old one. */
+static void ctl_restore(int cfd, const char *args, FILE *f)
+{
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    unsigned vno;
+    char src[PATH_MAX], dst[PATH_MAX];
+    const char *p = args;
+    if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
+        sscanf(p, "%u", &vno) != 1 || !(p = strchr(p, ' ')) ||
+        ctl_unhex(&p, src, sizeof src) || ctl_unhex(&p, dst, sizeof dst)) {
+        fputs("error bad restore request\n", f);
+        return;
+    }
+    uint64_t proc = cap_event(cr.pid, cr.uid, cr.gid, CAP_RESTORE, dst, src, vno);
+    snap_note_restore(proc, dst, src, vno);
+    fputs("ok\n", f);
 }
 
 static void ctl_serve(int cfd)
 {
-    char req[64];
+    char req[4 * PATH_MAX + 64];
     size_t got = 0;
     while (got + 1 < sizeof req && !memchr(req, '\n', got)) {
         ssize_t n = read(cfd, req + got, sizeof req - 1 - got);
@@ -59,7 +107,9 @@ static void ctl_serve(int cfd)
     if (!strcmp(req, "status"))
         ctl_status(f);
     else if (!strcmp(req, "sync"))
-        fputs(cap_flush() ? "error\n" : "ok\n", f);
+        fputs(snap_flush() || cap_flush() ? "error\n" : "ok\n", f);
+    else if (!strncmp(req, "restore ", 8))
+        ctl_restore(cfd, req + 8, f);
     else
         fprintf(f, "error unknown request\n");
     fclose(f);

@@ -22,6 +22,7 @@
 #include "fs/capture.h"
 #include "fs/control.h"
 #include "fs/runtime.h"
+#include "fs/snapshot.h"
 #include "store/store.h"
 
 struct daemon {
@@ -31,7 +32,7 @@ struct daemon {
     struct fs_ctx *ctx;
     struct fuse_session *se;
     struct fs_runtime rt;
-    int mounted, signals, capturing, controlled;
+    int mounted, signals, capturing, snapping, controlled;
 };
 
 static void daemon_ready(const struct fs_mount_opts *o, const char *msg)
@@ -104,6 +105,20 @@ static int daemon_publish(struct daemon *d)
     return fs_runtime_write(rt);
 }
 
+/* The scan at mount reports progress to `provfs mount`, which shows it on
+ * a terminal: "progress DONE TOTAL" lines before the final answer. */
+static void daemon_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    const struct fs_mount_opts *o = ctx;
+    if (o->ready_fd < 0 || total < 1024)
+        return;
+    char line[64];
+    int n = snprintf(line, sizeof line, "progress %llu %llu\n",
+                     (unsigned long long)done, (unsigned long long)total);
+    if (write(o->ready_fd, line, (size_t)n) != n)
+        pv_debug("progress line not delivered");
+}
+
 static int daemon_open(struct daemon *d)
 {
     const struct fs_mount_opts *o = d->o;
@@ -118,6 +133,13 @@ static int daemon_open(struct daemon *d)
     if ((rc = cap_start(d->st)))
         return pv_errctx(rc, "starting capture");
     d->capturing = 1;
+    if ((rc = snap_start(d->st, d->rootfd)))
+        return pv_errctx(rc, "starting snapshots");
+    d->snapping = 1;
+    if ((rc = snap_scan(daemon_progress, (void *)o)) < 0)
+        return pv_errctx(rc, "scanning for changes made while unmounted");
+    if (rc)
+        pv_info("%d files changed while unmounted: external versions queued", rc);
     struct fs_params p = { .rootfd = d->rootfd, .cache = o->cache,
                            .allow_other = o->allow_other };
     if ((rc = fs_ctx_new(&d->ctx, &p)))
@@ -133,6 +155,8 @@ static void daemon_close(struct daemon *d)
         fuse_session_unmount(d->se);
         fs_runtime_remove(d->o->mountpoint);
     }
+    if (d->snapping)
+        snap_stop();    /* finishes every queued snapshot */
     if (d->capturing)
         cap_stop();     /* drains: a clean unmount loses nothing */
     if (d->signals)

@@ -159,7 +159,7 @@ int fs_runtime_request(const struct fs_runtime *rt, const char *req,
         close(fd);
         return rc;
     }
-    char line[128];
+    char line[4 * PATH_MAX + 64];
     int ll = snprintf(line, sizeof line, "%s\n", req);
     int rc = 0;
     /* One send, and no SIGPIPE: the daemon may answer and close as soon

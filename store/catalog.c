@@ -293,13 +293,10 @@ static int cat_add_gaps(struct store *st, MDB_txn *txn, uint64_t n)
     return cat_put(txn, st->dbi[DB_META], "gaps", 4, buf, 8, 0, "counting gaps");
 }
 
-int cat_commit(struct store *st, const struct cat_rec *recs, size_t n)
+int cat_commit_txn(struct store *st, MDB_txn *txn, const struct cat_rec *recs, size_t n)
 {
-    MDB_txn *txn;
-    int rc = store_txn_begin(st, 0, &txn);
-    if (rc)
-        return rc;
     struct cbuf b;
+    int rc = 0;
     cbuf_init(&b);
     for (size_t i = 0; i < n && !rc; i++) {
         switch (recs[i].type) {
@@ -310,7 +307,16 @@ int cat_commit(struct store *st, const struct cat_rec *recs, size_t n)
         }
     }
     cbuf_free(&b);
-    if (rc) {
+    return rc;
+}
+
+int cat_commit(struct store *st, const struct cat_rec *recs, size_t n)
+{
+    MDB_txn *txn;
+    int rc = store_txn_begin(st, 0, &txn);
+    if (rc)
+        return rc;
+    if ((rc = cat_commit_txn(st, txn, recs, n))) {
         mdb_txn_abort(txn);
         return rc;
     }
@@ -691,6 +697,20 @@ int cat_version_add(struct store *st, MDB_txn *txn, const char *path, size_t pat
                : cat_put(txn, st->dbi[DB_VERSIONS], key, 12, b.p, b.len, 0, "adding a version");
     cbuf_free(&b);
     return rc;
+}
+
+int cat_next_seq_txn(struct store *st, MDB_txn *txn, uint64_t *seq)
+{
+    return cat_next_id(txn, st->dbi[DB_EVENTS], seq);
+}
+
+int cat_version_last_txn(struct store *st, MDB_txn *txn, const char *path,
+                         struct cat_version *out)
+{
+    struct cat_reader rd = { st, txn };
+    uint64_t id;
+    int rc = cat_file_find(&rd, path, &id);
+    return rc ? rc : cat_version_get(&rd, id, 0, out);
 }
 
 int cat_version_commit(struct store *st, const char *path, struct cat_version *v)

@@ -113,6 +113,9 @@ struct cat_rec {
 
 /* Commit a batch in one transaction.  All or nothing. */
 int cat_commit(struct store *st, const struct cat_rec *recs, size_t n);
+/* The same, inside a caller's write transaction. */
+struct MDB_txn;
+int cat_commit_txn(struct store *st, struct MDB_txn *txn, const struct cat_rec *recs, size_t n);
 
 struct cat_reader;
 int cat_read_begin(struct store *st, struct cat_reader **out);
@@ -162,6 +165,13 @@ int cat_files_scan(struct cat_reader *rd, cat_file_cb cb, void *ctx);
 struct MDB_txn;
 int cat_version_add(struct store *st, struct MDB_txn *txn, const char *path,
                     size_t path_len, struct cat_version *v);
+/* The next unused logical time, inside a write transaction (for writers
+ * other than the daemon: `provfs restore` on an unmounted workspace). */
+int cat_next_seq_txn(struct store *st, struct MDB_txn *txn, uint64_t *seq);
+
+/* The last version of `path` as seen inside txn; -ENOENT if none. */
+int cat_version_last_txn(struct store *st, struct MDB_txn *txn, const char *path,
+                         struct cat_version *out);
 /* The same, in a transaction of its own. */
 int cat_version_commit(struct store *st, const char *path, struct cat_version *v);
 
