@@ -20,31 +20,42 @@
 #include "policies/policy.h"
 
 #define POLICY_USAGE "provfs policy check [FILE] | provfs policy show [--default | FILE]"
-#define POLICY_FILE "provfs.yaml"
 
-/* The workspace's provfs.yaml, or -ENOENT with a message. */
+/* The workspace's provfs.yaml: 0 and its path; 1 (message set) if the
+ * workspace has none; negative if there is no workspace. */
 static int workspace_policy(char *path, size_t len)
 {
     struct cli_ws ws;
     int rc = cli_ws_find(NULL, &ws);
     if (rc)
         return rc;
-    snprintf(path, len, "%s/%s", strcmp(ws.root, "/") ? ws.root : "", POLICY_FILE);
-    if (access(path, F_OK))
-        return pv_err(-ENOENT, "no %s in workspace %s (the built-in default applies; "
-                      "see 'provfs policy show')", POLICY_FILE, ws.root);
+    snprintf(path, len, "%s/%s", strcmp(ws.root, "/") ? ws.root : "", POL_FILE);
+    if (access(path, F_OK)) {
+        pv_err(-ENOENT, "no %s in workspace %s (the built-in default applies; "
+               "see 'provfs policy show')", POL_FILE, ws.root);
+        return 1;
+    }
     return 0;
 }
 
-/* Load FILE (or the workspace's); on a syntax or schema error print it
+/* Load FILE, or the workspace's (with `fallback`, the built-in default if
+ * the workspace has none); on a syntax or schema error print it
  * compiler-style and return 1. */
-static int load(const char *arg, struct pol **p, char *name, size_t len)
+static int load(const char *arg, int fallback, struct pol **p, char *name, size_t len)
 {
     struct pol_error e;
-    if (arg)
+    if (arg) {
         snprintf(name, len, "%s", arg);
-    else if (workspace_policy(name, len))
-        return cli_fail("policy");
+    } else {
+        int rc = workspace_policy(name, len);
+        if (rc == 1 && fallback) {
+            fprintf(stderr, "provfs: no %s in this workspace; showing the built-in default\n",
+                    POL_FILE);
+            return pol_load_default(p) ? cli_fail("built-in policy") : 0;
+        }
+        if (rc)
+            return cli_fail("policy");
+    }
     if (!pol_load_file(p, name, &e))
         return 0;
     if (e.line)
@@ -62,7 +73,7 @@ static int policy_check(int argc, char **argv)
         return cli_usage(POLICY_USAGE, "policy check takes at most one FILE");
     if (argc == 2 && argv[1][0] == '-' && argv[1][1])
         return cli_usage(POLICY_USAGE, "unknown option '%s'", argv[1]);
-    int rc = load(argc == 2 ? argv[1] : NULL, &p, name, sizeof name);
+    int rc = load(argc == 2 ? argv[1] : NULL, 0, &p, name, sizeof name);
     if (rc)
         return rc;
     printf("%s: ok (sha256 %s)\n", name, pol_content_hex(p));
@@ -82,7 +93,7 @@ static int policy_show(int argc, char **argv)
     else if (argc == 2 && argv[1][0] == '-' && argv[1][1])
         return cli_usage(POLICY_USAGE, "unknown option '%s'", argv[1]);
     else
-        rc = load(argc == 2 ? argv[1] : NULL, &p, name, sizeof name);
+        rc = load(argc == 2 ? argv[1] : NULL, 1, &p, name, sizeof name);
     if (rc)
         return rc;
     char *text;

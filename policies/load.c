@@ -454,9 +454,16 @@ static void clear_lists(struct pol *p)
     p->ret.lineage_of = 0;
 }
 
+struct pol *pol_ref(struct pol *p)
+{
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    return p;
+}
+
 void pol_free(struct pol *p)
 {
-    if (!p)
+    /* acq_rel: the last owner must see every other owner's last use. */
+    if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
         return;
     clear_lists(p);
     free(p->name);
@@ -532,6 +539,7 @@ static int load_layers(struct pol **out, const char *name, const char *buf,
         free(p);
         return report(err, name, -ENOMEM);
     }
+    atomic_init(&p->refs, 1);
     p->max_size = UINT64_MAX;
     size_t dlen;
     const char *dtext = pol_default_text(&dlen);
@@ -618,4 +626,18 @@ int pol_load_at(struct pol **out, int dirfd, const char *name, struct pol_error 
 int pol_load_file(struct pol **out, const char *path, struct pol_error *err)
 {
     return pol_load_at(out, AT_FDCWD, path, err);
+}
+
+int pol_load_workspace(struct pol **out, int dirfd, const char *override,
+                       struct pol_error *err)
+{
+    if (override)
+        return pol_load_file(out, override, err);
+    struct stat st;
+    if (fstatat(dirfd, POL_FILE, &st, 0) && errno == ENOENT) {
+        if (err)
+            memset(err, 0, sizeof *err);
+        return pol_load_default(out);
+    }
+    return pol_load_at(out, dirfd, POL_FILE, err);
 }

@@ -6,6 +6,7 @@
 #define POL_INT_H
 
 #include <regex.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -106,6 +107,7 @@ struct namevec { struct namerule *v; size_t n, cap; };
 struct redexvec { struct redex *v; size_t n, cap; };
 
 struct pol {
+    atomic_uint refs;
     char *name;
     uint8_t id[32];
     char idhex[65];

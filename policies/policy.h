@@ -20,7 +20,10 @@
  *
  * Paths given to queries are workspace-relative, without a leading '/'
  * ("data/raw.csv").  To ask about a directory, end its path with '/'
- * ("data/"): patterns that end in '/' match only directories.
+ * ("data/"): patterns that end in '/' match only directories.  Ask about
+ * each path itself: an answer for a directory does not carry over to what
+ * is inside it ("!build/keep/" re-includes part of an ignored "build/",
+ * and with `track: ["src/main.py"]` the directory "src/" is not tracked).
  *
  * Errors follow common/err.h: 0 or a negative errno; the message is left
  * with pv_err() as "FILE:LINE:COL: message" and, when `err` is not NULL,
@@ -73,6 +76,21 @@ int pol_load_at(struct pol **out, int dirfd, const char *name,
                 struct pol_error *err);
 /* The built-in default policy. */
 int pol_load_default(struct pol **out);
+/* The rule for where a workspace's policy comes from, in one place: the
+ * file `override` if not NULL (mount --policy FILE), else provfs.yaml in
+ * the directory `dirfd` if it exists, else the built-in default.  An
+ * unreadable or invalid file is an error, never a silent fallback. */
+#define POL_FILE "provfs.yaml"
+int pol_load_workspace(struct pol **out, int dirfd, const char *override,
+                       struct pol_error *err);
+
+/* A loaded policy starts with one reference.  pol_ref adds one and
+ * pol_free drops one, freeing the policy at zero; both are atomic, so a
+ * daemon can hand the policy in force to many threads and swap in a
+ * reloaded one without waiting for them:
+ *     lock; p = cur; pol_ref(p); unlock;  ...queries...;  pol_free(p);
+ *     reload: lock; old = cur; cur = fresh; unlock; pol_free(old);    */
+struct pol *pol_ref(struct pol *p);
 void pol_free(struct pol *p);
 
 /* The text of the built-in default (policies/default.yaml, embedded). */

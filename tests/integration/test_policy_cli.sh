@@ -65,6 +65,8 @@ mkdir -p "$ws/.provfs" "$ws/src/deep"
 out=$(cd "$ws/src/deep" && "$PROVFS" policy check 2>&1); rc=$?
 check "no provfs.yaml: exit 1" test $rc -eq 1
 check "no provfs.yaml: says the default applies" grep -q "built-in default applies" <<<"$out"
+check "no provfs.yaml: show prints the built-in default" \
+    cmp -s <(cd "$ws/src/deep" && "$PROVFS" policy show 2>/dev/null) <("$PROVFS" policy show --default)
 printf 'version: 1\nignore: ["scratch/"]\n' > "$ws/provfs.yaml"
 out=$(cd "$ws/src/deep" && "$PROVFS" policy check 2>&1); rc=$?
 check "workspace provfs.yaml found from a subdirectory" test $rc -eq 0 -a "${out%%: ok*}" = "$ws/provfs.yaml"

@@ -1,6 +1,7 @@
 /* test_policy.c - the policies/ module: globs, precedence, every key, redaction,
  * the built-in default and the canonical dump. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -374,6 +375,60 @@ static void test_files(void **state)
     unlink(tmp);
 }
 
+/* Where a workspace's policy comes from, and a reload that fails. */
+static void test_workspace_and_reload(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_policy_ws.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    struct pol *cur, *next = NULL, *def;
+    struct pol_error e;
+    assert_int_equal(pol_load_default(&def), 0);
+    /* No provfs.yaml: the built-in default. */
+    assert_int_equal(pol_load_workspace(&cur, dfd, NULL, &e), 0);
+    assert_memory_equal(pol_content_id(cur), pol_content_id(def), 32);
+    pol_free(cur);
+    /* A provfs.yaml: layered on the default. */
+    int fd = openat(dfd, POL_FILE, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_int_equal(write(fd, "ignore: [\"scratch/\"]\n", 21), 21);
+    close(fd);
+    assert_int_equal(pol_load_workspace(&cur, dfd, NULL, &e), 0);
+    assert_string_equal(pol_name(cur), POL_FILE);
+    assert_true(pol_is_ignored(cur, "scratch/x"));
+    /* A bad edit: the load fails with a position, the old one still works. */
+    fd = openat(dfd, POL_FILE, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "ignore: [\"scratch/\"]\nbogus: 1\n", 30), 30);
+    close(fd);
+    assert_int_equal(pol_load_workspace(&next, dfd, NULL, &e), -EINVAL);
+    assert_null(next);
+    assert_string_equal(e.file, POL_FILE);
+    assert_int_equal(e.line, 2);
+    assert_int_equal(e.col, 1);
+    assert_true(pol_is_ignored(cur, "scratch/x"));
+    /* An override wins over provfs.yaml; a missing one is an error. */
+    char over[sizeof dir + 16];
+    snprintf(over, sizeof over, "%s/other.yaml", dir);
+    assert_int_equal(pol_load_workspace(&next, dfd, over, &e), -ENOENT);
+    fd = open(over, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_int_equal(write(fd, "prov: {listed: true}\n", 21), 21);
+    close(fd);
+    assert_int_equal(pol_load_workspace(&next, dfd, over, &e), 0);
+    assert_true(pol_prov_listed(next));
+    /* References: the policy lives until its last holder lets go. */
+    struct pol *held = pol_ref(cur);
+    pol_free(cur);
+    assert_true(pol_is_ignored(held, "scratch/x"));
+    pol_free(held);
+    pol_free(next);
+    pol_free(def);
+    unlinkat(dfd, POL_FILE, 0);
+    unlink(over);
+    close(dfd);
+    rmdir(dir);
+}
+
 /* --- redaction ------------------------------------------------------------- */
 
 static void test_redact(void **state)
@@ -548,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_workspace_and_reload),
         cmocka_unit_test(test_redact),
         cmocka_unit_test(test_redact_long_words),
         cmocka_unit_test(test_default_file),
