@@ -29,7 +29,7 @@ static const char *const store_db_names[DB_COUNT] = {
     [DB_EVENTS] = "events",      [DB_PROCEVENTS] = "procevents",
     [DB_FILEEVENTS] = "fileevents",
     [DB_CHUNKS] = "chunks",      [DB_CONTENTS] = "contents",
-    [DB_PACKS] = "packs",
+    [DB_PACKS] = "packs",        [DB_MANIFESTS] = "manifests",
 };
 
 int store_mdb_err(int rc, const char *what)
@@ -154,6 +154,8 @@ int store_open(struct store **out, const char *dir, unsigned flags)
         rc = store_open_env(st);
     if (!rc)
         rc = store_open_dbs(st);
+    if (!rc)
+        rc = content_attach(st);
     if (rc) {
         store_close(st);
         return rc;
@@ -166,6 +168,7 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    content_detach(st);
     if (st->env)
         mdb_env_close(st->env);
     if (st->dirfd >= 0)

@@ -28,6 +28,7 @@ enum store_db {
     DB_CHUNKS,    /* chunk sha256 -> chunk record (pack, offset, sizes, refs) */
     DB_CONTENTS,  /* content sha256 -> manifest (chunk list), refcount    */
     DB_PACKS,     /* pack id -> pack record (committed length)            */
+    DB_MANIFESTS, /* content sha256, start offset (u64be) -> chunk list part */
     DB_COUNT
 };
 
@@ -37,6 +38,8 @@ struct store {
     int dirfd;          /* the .provfs directory */
     unsigned flags;
     char *dir;
+    struct pack_state *packs;       /* pack.c: writer and read descriptors */
+    struct content_cache *ccache;   /* content.c: recently read chunks */
 };
 
 /* Big-endian helpers for keys. */
@@ -68,5 +71,16 @@ int store_mdb_err(int rc, const char *what);
 
 /* Begin a transaction; returns 0 or a negative errno. */
 int store_txn_begin(struct store *st, unsigned flags, MDB_txn **txn);
+
+/* content.c: set up / tear down the content layer (called by store_open and
+ * store_close); attach also cuts uncommitted pack tails (design 4). */
+int content_attach(struct store *st);
+void content_detach(struct store *st);
+
+/* content.c: add delta (+1 or -1) to a content's reference count inside the
+ * caller's write transaction, so a version record and its content reference
+ * commit together.  At 0 the content and its manifest are removed and its
+ * chunks lose a reference each (content_gc frees them). */
+int content_ref_txn(struct store *st, MDB_txn *txn, const uint8_t id[32], int delta);
 
 #endif
