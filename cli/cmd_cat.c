@@ -41,6 +41,9 @@ int cli_version_unreadable(const struct cat_version *v, const char *name)
         return pv_err(-ENOENT, "%s is a deletion record; choose an earlier version", name);
     if (v->flags & CAT_V_MISSING)
         return pv_err(-ENODATA, "%s was not captured (%.*s)", name, (int)v->err.n, v->err.p);
+    if (v->flags & CAT_V_UNSTORED)
+        return pv_err(-ENODATA, "%s is not snapshotted (the policy says never to), so "
+                      "its bytes cannot be restored", name);
     if (v->flags & CAT_V_HASH_ONLY)
         return pv_err(-ENODATA, "%s was recorded by hash only (the policy does not "
                       "snapshot it), so its bytes cannot be restored", name);

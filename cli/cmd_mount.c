@@ -30,7 +30,7 @@
 #include "fs/daemon.h"
 #include "fs/runtime.h"
 
-#define MOUNT_USAGE "provfs mount [-f] [-o OPTS] [--source SRC] DIR\n" \
+#define MOUNT_USAGE "provfs mount [-f] [-o OPTS] [--source SRC] [--policy FILE] DIR\n" \
     "  OPTS: allow_other, cache=auto|none|always, debug"
 
 static int mount_parse_opts(char *opts, struct fs_mount_opts *o)
@@ -158,19 +158,22 @@ int cmd_mount(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "source", required_argument, NULL, 's' },
+        { "policy", required_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
         { 0 }
     };
     struct fs_mount_opts o = { .cache = FS_CACHE_AUTO, .ready_fd = -1 };
     int fg = 0, c;
-    const char *src_arg = NULL;
+    const char *src_arg = NULL, *pol_arg = NULL;
+    char pol_abs[PATH_MAX];
     char *opts = NULL;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+fo:s:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+fo:s:p:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'f': fg = 1; break;
         case 'o': opts = optarg; break;
         case 's': src_arg = optarg; break;
+        case 'p': pol_arg = optarg; break;
         case 'h': printf("usage: %s\n", MOUNT_USAGE); return 0;
         default: return cli_usage(MOUNT_USAGE, "bad arguments");
         }
@@ -197,6 +200,9 @@ int cmd_mount(int argc, char **argv)
     if (fs_runtime_base(mnt, base, sizeof base))
         return cli_fail("mount");
     snprintf(logfile, sizeof logfile, "%s.log", base);
+    if (pol_arg && !realpath(pol_arg, pol_abs))
+        return cli_failf("mount: policy %s: %s", pol_arg, strerror(errno));
+    o.policy = pol_arg ? pol_abs : NULL;
     o.source = src;
     o.mountpoint = mnt;
     o.logfile = logfile;

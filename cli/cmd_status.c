@@ -18,6 +18,7 @@
 
 struct status_live {
     int ok;
+    char policy[700], policy_error[1100];
     unsigned long long queued, committed, procs, gaps, batches, inodes, open_fds;
 };
 
@@ -36,6 +37,10 @@ static void status_parse_live(const char *ans, struct status_live *l)
         }
         if (!strncmp(p, "end", 3))
             l->ok = 1;
+        if (!strncmp(p, "policy=", 7))
+            sscanf(p + 7, "%699[^\n]", l->policy);
+        if (!strncmp(p, "policy_error=", 13))
+            sscanf(p + 13, "%1099[^\n]", l->policy_error);
     }
 }
 
@@ -60,6 +65,15 @@ static void status_print_json(const struct cli_ws *ws, const struct cat_counts *
                "\"processes\":%llu,\"gaps\":%llu,\"batches\":%llu,\"inodes\":%llu,"
                "\"open_fds\":%llu}", l->queued, l->committed, l->procs, l->gaps,
                l->batches, l->inodes, l->open_fds);
+    if (l->policy[0]) {
+        printf(",\"policy\":");
+        json_str(stdout, l->policy, strlen(l->policy));
+        printf(",\"policy_error\":");
+        if (l->policy_error[0])
+            json_str(stdout, l->policy_error, strlen(l->policy_error));
+        else
+            printf("null");
+    }
     printf("}\n");
 }
 
@@ -78,6 +92,11 @@ static void status_print_text(const struct cli_ws *ws, const struct cat_counts *
     if (c->gaps)
         printf("gaps:      %llu events could not be recorded (see the log)\n",
                (unsigned long long)c->gaps);
+    if (l->policy[0])
+        printf("policy:    %s\n", l->policy);
+    if (l->policy_error[0])
+        printf("policy:    the last edit was rejected, the policy above stays in force: %s\n",
+               l->policy_error);
     if (l->ok)
         printf("queue:     %llu records waiting to be committed; %llu committed in "
                "%llu batches since mount\n", l->queued, l->committed, l->batches);

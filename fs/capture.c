@@ -27,6 +27,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "fs/fspol.h"
 #include "fs/proc.h"
 #include "store/catalog.h"
 #include "store/store.h"
@@ -68,7 +69,7 @@ struct cap_item {
 /* Identity caches.  thr: tid -> (thread start, tgid, proc);
  * procs: (tgid, start) -> (proc id, image signature, image count). */
 struct cap_thr { pid_t tid; uint64_t tstart; pid_t tgid; uint64_t proc_id; };
-struct cap_proc { pid_t tgid; uint64_t start; uint64_t id; uint64_t sig; uint32_t nimg; };
+struct cap_proc { pid_t tgid; uint64_t start; uint64_t id; uint64_t sig; uint32_t nimg; int ignored; };
 
 static struct {
     struct store *st;
@@ -209,33 +210,70 @@ static struct cat_str cap_cstr(const char *s)
 
 /* --- processes ---------------------------------------------------------- */
 
-/* Keep only environment variables on the allow list.  Policies (policy.h)
- * will supply the list; until they are wired in, a conservative default. */
-static const char *const cap_env_allow[] = {
-    "PATH", "PWD", "HOME", "USER", "LANG", "PYTHONPATH", "PYTHONHASHSEED",
-    "VIRTUAL_ENV", "CONDA_DEFAULT_ENV", "CUDA_VISIBLE_DEVICES",
-    "OMP_NUM_THREADS", NULL,
-};
-
-static size_t cap_env_filter(char *env, size_t len)
+/* Keep the environment variables the policy captures, with secrets and
+ * secret-looking values redacted (pol_redact_env).  Rewrites env in place
+ * when the result fits, else into a new buffer; returns the new length. */
+static size_t cap_env_filter(const struct pol *p, char **envp, size_t len)
 {
-    size_t out = 0;
+    char *env = *envp, *out = malloc(len + 1);
+    size_t o = 0, room = len + 1;
+    if (!out)
+        return 0;
     for (size_t i = 0; i < len;) {
         size_t n = strnlen(env + i, len - i);
-        const char *eq = memchr(env + i, '=', n);
-        size_t name_len = eq ? (size_t)(eq - (env + i)) : n;
-        for (int k = 0; cap_env_allow[k]; k++) {
-            if (strlen(cap_env_allow[k]) == name_len &&
-                !memcmp(cap_env_allow[k], env + i, name_len)) {
-                memmove(env + out, env + i, n);
-                out += n;
-                env[out++] = 0;
-                break;
+        char *eq = memchr(env + i, '=', n);
+        if (eq) {
+            *eq = 0;
+            if (pol_env_allowed(p, env + i)) {
+                size_t want = (size_t)(eq - (env + i)) + 1 +
+                              pol_redact_env(p, env + i, eq + 1, NULL, 0) + 1;
+                char *grown = o + want > room ? realloc(out, (room = (o + want) * 2)) : out;
+                if (!grown)
+                    break;
+                out = grown;
+                o += (size_t)sprintf(out + o, "%s=", env + i);
+                o += pol_redact_env(p, env + i, eq + 1, out + o, room - o) + 1;
             }
+            *eq = '=';
         }
         i += n + 1;
     }
-    return out;
+    free(env);
+    *envp = out;
+    return o;
+}
+
+/* argv with secrets redacted (pol_redact_argv); replaces *argv. */
+static size_t cap_argv_redact(const struct pol *p, char **argv, size_t len)
+{
+    if (!*argv || !len)
+        return len;
+    size_t want = pol_redact_argv(p, *argv, len, NULL, 0) + 1;
+    char *out = malloc(want);
+    if (!out)
+        return 0;
+    size_t n = pol_redact_argv(p, *argv, len, out, want);
+    free(*argv);
+    *argv = out;
+    return n;
+}
+
+/* Apply the policy to what was read of a process, before it is queued:
+ * nothing the policy keeps private ever reaches the store. */
+static int cap_apply_policy(struct proc_info *pi)
+{
+    struct pol *p = fspol_get();
+    if (!p) {
+        free(pi->env);
+        pi->env = NULL;
+        pi->env_len = 0;
+        return 0;
+    }
+    int ignored = pol_proc_ignored(p, pi->exe, pi->st.comm);
+    pi->argv_len = cap_argv_redact(p, &pi->argv, pi->argv_len);
+    pi->env_len = pi->env ? cap_env_filter(p, &pi->env, pi->env_len) : 0;
+    pol_free(p);
+    return ignored;
 }
 
 /* A signature of the running image; it changes when the process execs.
@@ -278,7 +316,7 @@ static uint64_t cap_record_proc(pid_t tgid, const struct proc_stat *ps, uint64_t
         memset(&pi, 0, sizeof pi);
         pi.st = *ps;
     }
-    pi.env_len = pi.env ? cap_env_filter(pi.env, pi.env_len) : 0;
+    int ignored = cap_apply_policy(&pi);
 
     struct cat_rec prec = { .type = CAT_REC_PROC };
     struct cat_proc *p = &prec.u.proc;
@@ -318,7 +356,7 @@ static uint64_t cap_record_proc(pid_t tgid, const struct proc_stat *ps, uint64_t
     if (!id && pmem && imem) {   /* nobody raced us to it */
         id = p->id = im->proc_id = ++cap.proc_id;
         p->seq = im->seq = cap.seq + 1;
-        *slot = (struct cap_proc){ tgid, ps->start, id, cap_image_sig(ps), 1 };
+        *slot = (struct cap_proc){ tgid, ps->start, id, cap_image_sig(ps), 1, ignored };
         cap.procs_n++;
         cap.stats.procs++;
         cap_push_locked(&prec, pmem);
@@ -348,7 +386,7 @@ static uint64_t cap_catalog_proc(pid_t tgid, const struct proc_stat *ps)
     struct cap_proc *slot = cap_proc_slot(tgid, ps->start);
     if (!slot->id) {
         /* Image count unknown here; new images continue after a gap in n. */
-        *slot = (struct cap_proc){ tgid, ps->start, id, cap_image_sig(ps), 1u << 16 };
+        *slot = (struct cap_proc){ tgid, ps->start, id, cap_image_sig(ps), 1u << 16, 0 };
         cap.procs_n++;
     }
     id = slot->id;
@@ -384,6 +422,7 @@ static void cap_check_image(pid_t tgid, const struct proc_stat *ps, uint64_t id)
     struct proc_info pi;
     if (proc_read_info(tgid, &pi))
         return;
+    int ignored = cap_apply_policy(&pi);
     im->proc_id = id;
     im->wall_ns = store_now_ns();
     cap_image_fill(im, &pi);
@@ -396,6 +435,7 @@ static void cap_check_image(pid_t tgid, const struct proc_stat *ps, uint64_t id)
     slot = cap_proc_slot(tgid, ps->start);
     if (slot->id == id && slot->sig != sig) {
         slot->sig = sig;
+        slot->ignored = ignored;
         im->n = slot->nimg++;
         im->seq = cap.seq + 1;
         cap_push_locked(&rec, mem);
@@ -405,8 +445,18 @@ static void cap_check_image(pid_t tgid, const struct proc_stat *ps, uint64_t id)
     free(mem);
 }
 
-/* Thread id -> process id, capturing the process if new. */
-static uint64_t cap_resolve(pid_t tid)
+static int cap_proc_is_ignored(pid_t tgid, uint64_t start)
+{
+    pthread_mutex_lock(&cap.lock);
+    struct cap_proc *slot = cap_proc_slot(tgid, start);
+    int ignored = slot->ignored;
+    pthread_mutex_unlock(&cap.lock);
+    return ignored;
+}
+
+/* Thread id -> process id, capturing the process if new (0 if it could
+ * not be identified); *ignored tells that the policy ignores it. */
+static uint64_t cap_resolve(pid_t tid, int *ignored)
 {
     struct proc_stat ts, gs;
     if (tid <= 0 || proc_read_stat(tid, &ts))
@@ -427,6 +477,8 @@ static uint64_t cap_resolve(pid_t tid)
     if (!id)
         return 0;
     cap_check_image(tgid, &gs, id);
+    if ((*ignored = cap_proc_is_ignored(tgid, gs.start)))
+        return 0;
 
     pthread_mutex_lock(&cap.lock);
     t = cap_thr_slot(tid);
@@ -439,11 +491,38 @@ static uint64_t cap_resolve(pid_t tid)
 
 /* --- events ------------------------------------------------------------- */
 
+/* An event is dropped when every path it names is ignored by the policy
+ * (a rename from an ignored temporary file onto a tracked one is kept). */
+static int cap_ignored(enum cap_op op, const char *path, const char *path2)
+{
+    struct pol *p = fspol_get();
+    if (!p)
+        return 0;
+    int ign = pol_is_ignored(p, path) &&
+              (!path2 || !*path2 || op == CAP_SYMLINK || pol_is_ignored(p, path2));
+    pol_free(p);
+    return ign;
+}
+
+/* provfs.yaml changed through the mount: reload it (after the operation,
+ * so the file on disk is final). */
+static void cap_maybe_reload(enum cap_op op, const char *path, const char *path2)
+{
+    if (((op == CAP_CLOSE_WRITE || op == CAP_UNLINK) && !strcmp(path, POL_FILE)) ||
+        (op == CAP_RENAME && ((path2 && !strcmp(path2, POL_FILE)) || !strcmp(path, POL_FILE))))
+        fspol_reload();
+}
+
 void cap_event_proc(uint64_t proc_id, enum cap_op op, const char *path,
                     const char *path2, uint64_t arg)
 {
     if (!cap.running)
         return;
+    if (op == CAP_CLOSE_WRITE) {    /* release: no process context */
+        cap_maybe_reload(op, path, path2);
+        if (cap_ignored(op, path, path2))
+            return;
+    }
     struct cat_rec rec = { .type = CAT_REC_EVENT };
     struct cat_event *e = &rec.u.event;
     e->op = op;
@@ -472,8 +551,13 @@ uint64_t cap_event(pid_t pid, uid_t uid, gid_t gid, enum cap_op op,
     (void)uid; (void)gid;   /* the process record has its credentials */
     if (!cap.running)
         return 0;
-    uint64_t id = cap_resolve(pid);
-    cap_event_proc(id, op, path, path2, arg);
+    cap_maybe_reload(op, path, path2);
+    if (cap_ignored(op, path, path2))
+        return 0;
+    int ignored = 0;
+    uint64_t id = cap_resolve(pid, &ignored);
+    if (!ignored)
+        cap_event_proc(id, op, path, path2, arg);
     return id;
 }
 

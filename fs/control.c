@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "fs/capture.h"
+#include "fs/fspol.h"
 #include "fs/ops.h"
 #include "fs/snapshot.h"
 
@@ -53,12 +54,18 @@ static void ctl_status(FILE *f)
     fs_get_stats(ctl.ctx, &fst);
     fprintf(f, "queued=%llu\ncommitted=%llu\nprocs=%llu\ngaps=%llu\nbatches=%llu\n"
             "inodes=%lu\nopen_fds=%lu\n"
-            "snapshots_queued=%llu\nsnapshots_done=%llu\nsnapshots_failed=%llu\nend\n",
+            "snapshots_queued=%llu\nsnapshots_done=%llu\nsnapshots_failed=%llu\n",
             (unsigned long long)cs.queued, (unsigned long long)cs.committed,
             (unsigned long long)cs.procs, (unsigned long long)cs.gaps,
             (unsigned long long)cs.batches, fst.inodes, fst.open_fds,
             (unsigned long long)ss.queued, (unsigned long long)ss.done,
             (unsigned long long)ss.failed);
+    char pol[700], perr[1100];
+    fspol_describe(pol, sizeof pol, perr, sizeof perr);
+    fprintf(f, "policy=%s\n", pol);
+    if (perr[0])
+        fprintf(f, "policy_error=%s\n", perr);
+    fputs("end\n", f);
 }
 
 /* "restore VNO SRC DST" (paths in hex): the peer, `provfs restore`, is

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "fs/capture.h"
 #include "fs/control.h"
+#include "fs/fspol.h"
 #include "fs/runtime.h"
 #include "fs/snapshot.h"
 #include "store/store.h"
@@ -32,7 +33,7 @@ struct daemon {
     struct fs_ctx *ctx;
     struct fuse_session *se;
     struct fs_runtime rt;
-    int mounted, signals, capturing, snapping, controlled;
+    int mounted, signals, capturing, snapping, controlled, policy;
 };
 
 static void daemon_ready(const struct fs_mount_opts *o, const char *msg)
@@ -130,6 +131,9 @@ static int daemon_open(struct daemon *d)
     int rc = store_open(&d->st, store_path, STORE_CREATE);
     if (rc)
         return pv_errctx(rc, "opening the store in %s/.provfs", o->source);
+    if ((rc = fspol_init(d->rootfd, o->policy)))
+        return pv_errctx(rc, "loading the policy");
+    d->policy = 1;
     if ((rc = cap_start(d->st)))
         return pv_errctx(rc, "starting capture");
     d->capturing = 1;
@@ -159,6 +163,8 @@ static void daemon_close(struct daemon *d)
         snap_stop();    /* finishes every queued snapshot */
     if (d->capturing)
         cap_stop();     /* drains: a clean unmount loses nothing */
+    if (d->policy)
+        fspol_fini();
     if (d->signals)
         fuse_remove_signal_handlers(d->se);
     if (d->se)

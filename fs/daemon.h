@@ -16,6 +16,7 @@ struct fs_mount_opts {
     const char *source;         /* absolute backing directory               */
     const char *mountpoint;     /* absolute; == source for a self-overlay   */
     const char *logfile;        /* where the daemon logs                    */
+    const char *policy;         /* --policy FILE (absolute), or NULL        */
     enum fs_cache_mode cache;
     int allow_other;
     int debug;                  /* libfuse debug output to the log          */

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "fs/capture.h"
+#include "fs/fspol.h"
 #include "store/catalog.h"
 #include "store/content.h"
 #include "store/store.h"
@@ -66,6 +68,9 @@ struct snap_job {
     struct content_range *dirty;
     size_t ndirty;
     int reuse;                  /* content = src's last version, no ingest */
+    uint32_t vflags;            /* CAT_V_HASH_ONLY / CAT_V_UNSTORED by policy */
+    int stored;                 /* content added to the batch: holds a ref */
+    struct pol *pol;            /* the policy in force when queued */
     /* results */
     uint8_t id[32];
     uint64_t size;
@@ -182,15 +187,24 @@ static void snap_add_dirty(struct snap_ino *e, uint64_t off, uint64_t len)
 
 static struct snap_job *snap_job_new(uint32_t origin, const struct snap_file *f, int fd)
 {
+    struct pol *p = fspol_get();
+    if (p && pol_is_ignored(p, f->path)) {
+        pol_free(p);        /* ignored paths get no versions at all */
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
     struct snap_job *j = calloc(1, sizeof *j);
     if (!j || !(j->path = strdup(f->path))) {
         free(j);
+        pol_free(p);
         if (fd >= 0)
             close(fd);
         pv_error("snapshot of %s lost: out of memory", f->path);
         return NULL;
     }
     j->origin = origin;
+    j->pol = p;
     j->fd = fd;
     j->dev = f->dev;
     j->ino = f->ino;
@@ -206,6 +220,7 @@ static void snap_job_free(struct snap_job *j)
     free(j->path);
     free(j->src_path);
     free(j->dirty);
+    pol_free(j->pol);
     free(j);
 }
 
@@ -272,6 +287,36 @@ static void snap_check_reuse(struct snap_job *j)
     cat_read_end(rd);
 }
 
+/* The policy keeps only the hash (or nothing) of this file. */
+static void snap_hash_only(struct snap_job *j, enum pol_snap mode)
+{
+    j->size = (uint64_t)j->sb.st_size;
+    if (mode == POL_SNAP_NONE) {
+        j->vflags = CAT_V_UNSTORED;
+        return;
+    }
+    j->vflags = CAT_V_HASH_ONLY;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    static _Thread_local char buf[1 << 20];
+    uint64_t off = 0;
+    ssize_t n = 0;
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        snap_job_fail(j, pv_err(-ENOMEM, "out of memory"), "hashing");
+        return;
+    }
+    while ((n = pread(j->fd, buf, sizeof buf, (off_t)off)) > 0) {
+        EVP_DigestUpdate(md, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    unsigned int len = 32;
+    EVP_DigestFinal_ex(md, j->id, &len);
+    EVP_MD_CTX_free(md);
+    j->size = off;
+    if (n < 0)
+        snap_job_fail(j, pv_errno(-errno, "reading"), "hashing");
+}
+
 static void snap_ingest(struct content_batch *b, struct snap_job *j)
 {
     if (j->fd < 0)
@@ -283,6 +328,12 @@ static void snap_ingest(struct content_batch *b, struct snap_job *j)
     snap_check_reuse(j);
     if (j->reuse)
         return;
+    enum pol_snap mode = j->pol ? pol_snapshot_mode(j->pol, j->path, (uint64_t)j->sb.st_size)
+                                : POL_SNAP_FULL;
+    if (mode != POL_SNAP_FULL) {
+        snap_hash_only(j, mode);
+        return;
+    }
     struct content_prev prev, *pp = NULL;
     if (j->incremental) {
         memcpy(prev.id, j->prev_id, 32);
@@ -295,6 +346,8 @@ static void snap_ingest(struct content_batch *b, struct snap_job *j)
         rc = content_batch_add_fd(b, j->fd, NULL, j->id, &j->size);
     if (rc)
         snap_job_fail(j, rc, "storing the content");
+    else
+        j->stored = 1;
 }
 
 static uint64_t snap_ns(struct timespec ts)
@@ -309,7 +362,13 @@ static void snap_fill_version(const struct snap_job *j, struct cat_version *v)
     v->seq = j->seq;
     v->wall_ns = store_now_ns();
     v->writer = j->proc_id;
+    if (j->pol) {
+        const char *kind = pol_kind_name(pol_kind_of(j->pol, j->path));
+        v->kind = (struct cat_str){ kind, strlen(kind) };
+        memcpy(v->policy_id, pol_content_id(j->pol), 32);
+    }
     if (j->fd >= 0 && !j->err) {
+        v->flags |= j->vflags;
         memcpy(v->content_id, j->id, 32);
         v->size = j->size;
         v->mode = j->sb.st_mode;
@@ -360,11 +419,11 @@ static int snap_record(struct MDB_txn *txn, struct snap_job *j)
     int rc;
     if (j->reuse && !j->err && (rc = content_ref_txn(snap.st, txn, j->id, 1)))
         return rc;
-    if (j->origin == CAT_ORIGIN_WRITTEN && have_last && !j->err &&
-        last.origin != CAT_ORIGIN_DELETED && !(last.flags & CAT_V_MISSING) &&
+    if (j->origin == CAT_ORIGIN_WRITTEN && have_last && !j->err && !(j->vflags & CAT_V_UNSTORED) &&
+        last.origin != CAT_ORIGIN_DELETED && !(last.flags & (CAT_V_MISSING | CAT_V_UNSTORED)) &&
         !memcmp(last.content_id, j->id, 32) && last.size == j->size) {
         /* Released, but the content did not change: no new version. */
-        return content_ref_txn(snap.st, txn, j->id, -1);
+        return j->stored ? content_ref_txn(snap.st, txn, j->id, -1) : 0;
     }
     snap_fill_source(txn, j, &v);
     if ((rc = cat_version_add(snap.st, txn, j->path, strlen(j->path), &v)))

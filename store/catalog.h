@@ -79,6 +79,7 @@ const char *cat_origin_name(uint32_t origin);
 enum {
     CAT_V_HASH_ONLY = 1 << 0,   /* content id recorded, bytes not stored    */
     CAT_V_MISSING   = 1 << 1,   /* the snapshot failed: no content (a gap)  */
+    CAT_V_UNSTORED  = 1 << 2,   /* the policy says never snapshot: no content, no hash */
 };
 
 /* A file version (W3C PROV entity).  Numbered from 1 per path. */

@@ -107,7 +107,7 @@ void render_version_json(FILE *f, struct cat_reader *rd, struct cat_str path,
     fprintf(f, ",\"version\":%u,\"seq\":%llu,\"time\":", v->vno, (unsigned long long)v->seq);
     json_time(f, v->wall_ns);
     fprintf(f, ",\"origin\":\"%s\"", cat_origin_name(v->origin));
-    if (v->origin == CAT_ORIGIN_DELETED || (v->flags & CAT_V_MISSING)) {
+    if (v->origin == CAT_ORIGIN_DELETED || (v->flags & (CAT_V_MISSING | CAT_V_UNSTORED))) {
         fputs(",\"content_id\":null", f);
     } else {
         render_id_hex(v->content_id, hex, 0);
@@ -119,7 +119,8 @@ void render_version_json(FILE *f, struct cat_reader *rd, struct cat_str path,
     fputs(",\"kind\":", f);
     json_str(f, v->kind.p, v->kind.n);
     fprintf(f, ",\"stored\":%s,\"hash_only\":%s",
-            v->origin == CAT_ORIGIN_DELETED || (v->flags & (CAT_V_MISSING | CAT_V_HASH_ONLY))
+            v->origin == CAT_ORIGIN_DELETED ||
+                    (v->flags & (CAT_V_MISSING | CAT_V_HASH_ONLY | CAT_V_UNSTORED))
                 ? "false" : "true",
             v->flags & CAT_V_HASH_ONLY ? "true" : "false");
     fputs(",\"missing\":", f);
@@ -173,6 +174,8 @@ void render_log_line(FILE *f, struct cat_reader *rd, const struct cat_version *v
         strcpy(id, "-");
     else if (v->flags & CAT_V_MISSING)
         strcpy(id, "(missing)");
+    else if (v->flags & CAT_V_UNSTORED)
+        strcpy(id, "(unstored)");
     else
         render_id_hex(v->content_id, id, 1);
     fprintf(f, "%-5u %-19s %10s  %-12s  %-8.*s ", v->vno, when,
@@ -184,5 +187,7 @@ void render_log_line(FILE *f, struct cat_reader *rd, const struct cat_version *v
         fprintf(f, "  [not captured: %.*s]", (int)v->err.n, v->err.p);
     if (v->flags & CAT_V_HASH_ONLY)
         fputs("  [hash only]", f);
+    if (v->flags & CAT_V_UNSTORED)
+        fputs("  [not snapshotted by policy]", f);
     fputc('\n', f);
 }
