@@ -198,9 +198,11 @@ static int batch_has_chunk(struct content_batch *b, const uint8_t id[32])
             return store_mdb_err(rc, "renewing a read transaction");
         b->rtxn_uses = 0;
     }
+    /* A chunk nobody references may be freed by gc before this batch
+     * commits: store it again rather than depend on it. */
     struct chunk_rec r;
     int rc = chunk_rec_get(b->st, b->rtxn, id, &r);
-    return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
+    return rc == 0 ? r.refs > 0 : rc == -ENOENT ? 0 : rc;
 }
 
 /* ---- batch lifecycle -------------------------------------------------- */

@@ -22,9 +22,11 @@
  * batches commit one at a time (LMDB has one writer).  A batch belongs to the
  * thread that runs it.
  *
- * Memory: ingest keeps a 4 MiB read window, a compression context and, until
- * commit, ~40 bytes per chunk of manifest (about 6 MiB for a 10 GiB file);
- * reads never hold more than one manifest part (4096 chunks) and one chunk.
+ * Memory: ingest keeps a 4 MiB read window, a 4 MiB compression arena, a
+ * zstd context per thread and, until commit, ~40 bytes of manifest per chunk
+ * plus ~100 bytes per newly stored chunk (~20 MiB for 10 GiB of new data;
+ * chunks average ~70 KiB).  Reads hold one manifest part (4096 chunks) and
+ * one chunk; content_pread shares a cache of 8 chunks per store.
  */
 #ifndef STORE_CONTENT_H
 #define STORE_CONTENT_H
@@ -80,7 +82,9 @@ void content_batch_set_hook(struct content_batch *b,
                             int (*hook)(void *ctx, struct MDB_txn *txn), void *ctx);
 
 /* Sync the packs, then commit.  Frees b in every case.  -EAGAIN if gc freed
- * a chunk this batch relied on (rare; ingest again). */
+ * a chunk this batch relied on (only if the chunk's last reference was
+ * dropped and gc ran during the ingest; ingest again).  On an add_fd error
+ * the batch stays usable: the failed file is simply not in it. */
 int content_batch_commit(struct content_batch *b);
 
 /* Drop a batch: its chunk bytes stay in the pack as garbage below nothing. */

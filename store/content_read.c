@@ -118,8 +118,11 @@ static int part_damaged(const uint8_t id[32], const char *why)
     return pv_err(-EUCLEAN, "content %s: %s", hex, why);
 }
 
-/* Load the part of content id that holds offset off. */
-static int part_load(struct store *st, const uint8_t id[32], uint64_t off, struct part *p)
+/* Load the part of content id that holds offset off; with recs, also the
+ * records of all its chunks (streaming needs them all; random access looks
+ * up only the chunks it touches). */
+static int part_load(struct store *st, const uint8_t id[32], uint64_t off,
+                     struct part *p, int recs)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -147,7 +150,7 @@ static int part_load(struct store *st, const uint8_t id[32], uint64_t off, struc
         rc = part_damaged(id, "manifest part undecodable");
         goto out;
     }
-    if (p->rcap < p->n) {
+    if (recs && p->rcap < p->n) {
         free(p->recs);
         p->rcap = 0;
         if (!(p->recs = malloc(p->n * sizeof *p->recs))) {
@@ -157,7 +160,8 @@ static int part_load(struct store *st, const uint8_t id[32], uint64_t off, struc
         p->rcap = p->n;
     }
     for (size_t i = 0; !rc && i < p->n; i++) {
-        rc = chunk_rec_get(st, txn, p->ents[i].id, &p->recs[i]);
+        if (recs)
+            rc = chunk_rec_get(st, txn, p->ents[i].id, &p->recs[i]);
         if (rc == -ENOENT || rc == -EUCLEAN)
             rc = part_damaged(id, "a chunk of its manifest is missing");
         p->end += p->ents[i].raw;
@@ -204,7 +208,7 @@ int content_read(struct store *st, const uint8_t id[CONTENT_ID_LEN],
         return rc;
     }
     while (!rc && off < size) {
-        rc = part_load(st, id, off, &p);
+        rc = part_load(st, id, off, &p, 1);
         if (!rc && (p.start != off || p.end <= off))
             rc = part_damaged(id, "manifest parts do not line up");
         for (size_t i = 0; !rc && i < p.n; i++) {
@@ -224,21 +228,38 @@ int content_read(struct store *st, const uint8_t id[CONTENT_ID_LEN],
     return rc;
 }
 
+static int pread_rec(struct store *st, const uint8_t cid[32], struct chunk_rec *r)
+{
+    MDB_txn *txn;
+    int rc = store_mdb_err(mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn),
+                           "starting a read transaction");
+    if (rc)
+        return rc;
+    rc = chunk_rec_get(st, txn, cid, r);
+    mdb_txn_abort(txn);
+    if (rc == -ENOENT || rc == -EUCLEAN) {
+        char hex[65];
+        content_id_hex(cid, hex);
+        rc = pv_err(-EUCLEAN, "chunk %s is missing from the store", hex);
+    }
+    return rc;
+}
+
 /* Copy bytes [coff, coff+n) of one chunk, through the cache. */
 static int pread_chunk(struct store *st, struct chunk_io *io, uint8_t **buf,
-                       const struct man_entry *e, const struct chunk_rec *r,
-                       uint32_t coff, uint8_t *dst, size_t n)
+                       const struct man_entry *e, uint32_t coff, uint8_t *dst, size_t n)
 {
     if (ccache_get(st->ccache, e->id, coff, dst, n))
         return 0;
-    int rc = 0;
-    if (!*buf && !(*buf = malloc(CHUNKER_MAX)))
-        return pv_err(-ENOMEM, "out of memory");
-    if (!io->zbuf)
+    struct chunk_rec r;
+    int rc = pread_rec(st, e->id, &r);
+    if (!rc && !*buf && !(*buf = malloc(CHUNKER_MAX)))
+        rc = pv_err(-ENOMEM, "out of memory");
+    if (!rc && !io->zbuf)
         rc = chunk_io_init(io);
     if (!rc)
-        rc = chunk_fetch(st, io, e->id, r, *buf);
-    if (!rc && r->raw != e->raw)
+        rc = chunk_fetch(st, io, e->id, &r, *buf);
+    if (!rc && r.raw != e->raw)
         rc = pv_err(-EUCLEAN, "chunk size differs from its manifest");
     if (rc)
         return rc;
@@ -264,7 +285,7 @@ ssize_t content_pread(struct store *st, const uint8_t id[CONTENT_ID_LEN],
     size_t done = 0;
     while (!rc && done < len) {
         uint64_t at = off + done;
-        rc = part_load(st, id, at, &p);
+        rc = part_load(st, id, at, &p, 0);
         if (!rc && (at < p.start || at >= p.end))
             rc = part_damaged(id, "manifest parts do not line up");
         uint64_t cstart = p.start;
@@ -275,7 +296,7 @@ ssize_t content_pread(struct store *st, const uint8_t id[CONTENT_ID_LEN],
                 size_t n = p.ents[i].raw - coff;
                 if (n > len - done)
                     n = len - done;
-                rc = pread_chunk(st, &io, &buf, &p.ents[i], &p.recs[i], coff, out + done, n);
+                rc = pread_chunk(st, &io, &buf, &p.ents[i], coff, out + done, n);
                 done += n;
                 at += n;
             }

@@ -332,6 +332,55 @@ static void test_incremental_patch_and_truncate(void **state)
     free(p);
 }
 
+/* Random rounds of patches, appends and truncations, each ingested
+ * incrementally from the previous round: always the same content as a
+ * full ingest. */
+static void test_incremental_random(void **state)
+{
+    struct fx *f = *state;
+    size_t cap = (size_t)12 << 20, n = (size_t)3 << 20;
+    uint8_t *p = malloc(cap), prev_id[32], id[32], want[32];
+    uint64_t x = 12345;
+    fill_random(p, n, 20);
+    write_file(f->file, p, n);
+    assert_int_equal(ingest(f->st, f->file, NULL, prev_id), 0);
+    for (int round = 0; round < 12; round++) {
+        struct content_range r[4];
+        size_t nr = 0;
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        int kind = (int)(x % 3);
+        if (kind == 0 || nr == 0) {         /* a few patches */
+            for (int k = 0; k < 3; k++) {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                size_t off = x % n, len = 1 + (x >> 32) % 70000;
+                if (off + len > n)
+                    len = n - off;
+                fill_random(p + off, len, x);
+                r[nr++] = (struct content_range){ off, len };
+            }
+        }
+        if (kind == 1 && n + (1 << 20) < cap) {   /* append */
+            size_t len = 1 + (x >> 20) % (1 << 20);
+            fill_random(p + n, len, x + 1);
+            r[nr++] = (struct content_range){ n, len };
+            n += len;
+        } else if (kind == 2) {             /* truncate */
+            n -= (x >> 24) % (n / 4);
+        }
+        write_file(f->file, p, n);
+        struct content_prev prev = { .dirty = r, .ndirty = nr };
+        memcpy(prev.id, prev_id, 32);
+        assert_int_equal(ingest(f->st, f->file, &prev, id), 0);
+        sha256(p, n, want);
+        assert_memory_equal(id, want, 32);
+        assert_same_as_full(f, id);
+        memcpy(prev_id, id, 32);
+    }
+    assert_content(f->st, prev_id, p, n);
+    assert_int_equal(fsck(f->st), 0);
+    free(p);
+}
+
 static void test_batch_group_commit(void **state)
 {
     struct fx *f = *state;
@@ -553,6 +602,7 @@ int main(void)
         T(test_incompressible_kept_raw),
         T(test_incremental_append),
         T(test_incremental_patch_and_truncate),
+        T(test_incremental_random),
         T(test_batch_group_commit),
         T(test_unref_and_gc),
         T(test_crash_before_commit),
