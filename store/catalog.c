@@ -13,6 +13,8 @@
  *   versions[file|vno(u32)] content_id flags size mtime ctime ino mode uid
  *                        gid seq wall origin src_file src_vno writer kind
  *                        policy_id err
+ *   lineage[...]         pipe ends, process groups, writer -> versions
+ *                        (see "lineage indexes" below)
  */
 #include "store/catalog.h"
 
@@ -65,6 +67,10 @@ static int cat_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn,
     MDB_val key = { kn, (void *)k }, val = { vn, (void *)v };
     return store_mdb_err(mdb_put(txn, dbi, &key, &val, flags), what);
 }
+
+static int cat_index_proc(struct store *st, MDB_txn *txn, const struct cat_proc *p);
+static int cat_index_image(struct store *st, MDB_txn *txn, const struct cat_image *im);
+static int cat_index_version(struct store *st, MDB_txn *txn, const struct cat_version *v);
 
 /* --- encoding ---------------------------------------------------------- */
 
@@ -234,7 +240,7 @@ static int cat_commit_proc(struct store *st, MDB_txn *txn, struct cbuf *b,
         rc = cat_put(txn, st->dbi[DB_PROCKEYS], key, 28, id, 8, 0, "adding a process key");
     if (!rc && p->parent_id)
         rc = cat_put_index(txn, st->dbi[DB_CHILDREN], p->parent_id, p->id);
-    return rc;
+    return rc ? rc : cat_index_proc(st, txn, p);
 }
 
 static int cat_commit_image(struct store *st, MDB_txn *txn, struct cbuf *b,
@@ -252,7 +258,8 @@ static int cat_commit_image(struct store *st, MDB_txn *txn, struct cbuf *b,
         cat_put_str(b, im->fd[i]);
     if (b->err)
         return pv_err(b->err, "out of memory");
-    return cat_put(txn, st->dbi[DB_IMAGES], key, 12, b->p, b->len, 0, "adding an image");
+    int rc = cat_put(txn, st->dbi[DB_IMAGES], key, 12, b->p, b->len, 0, "adding an image");
+    return rc ? rc : cat_index_image(st, txn, im);
 }
 
 static int cat_commit_event(struct store *st, MDB_txn *txn, struct cbuf *b,
@@ -596,6 +603,52 @@ int cat_files_scan(struct cat_reader *rd, cat_file_cb fn, void *ctx)
     return cat_walk(rd, DB_FILES, NULL, 0, 0, cat_walk_file, &cb);
 }
 
+int cat_path_children(struct cat_reader *rd, const char *prefix, cat_file_cb cb, void *ctx)
+{
+    char start[CAT_PATHKEY_MAX + 2];
+    size_t pl = strlen(prefix);
+    if (pl + 2 > CAT_PATHKEY_MAX)
+        return 0;   /* paths this deep are keyed by hash: not listable */
+    memcpy(start, prefix, pl);
+    if (pl)
+        start[pl++] = '/';
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(rd->txn, rd->st->dbi[DB_PATHS], &c);
+    if (rc)
+        return store_mdb_err(rc, "opening a cursor");
+    MDB_val k = { pl, start }, v;
+    int op = pl ? MDB_SET_RANGE : MDB_FIRST, ret = 0;
+    char seek[CAT_PATHKEY_MAX + 2];
+    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        const char *kp = k.mv_data;
+        if (k.mv_size < pl || memcmp(kp, start, pl))
+            break;
+        const char *rest = kp + pl, *end = kp + k.mv_size;
+        const char *slash = memchr(rest, '/', (size_t)(end - rest));
+        size_t nl = (size_t)((slash ? slash : end) - rest);
+        if (nl == 0)
+            continue;
+        struct cat_str name = { rest, nl };
+        uint64_t id = slash || v.mv_size != 8 ? 0 : be64_get(v.mv_data);
+        if ((ret = cb(ctx, id, name)))
+            break;
+        if (slash) {
+            /* Jump past "<prefix>/<name>/...": the next key is >= name + '0'. */
+            size_t sl = pl + nl;
+            memcpy(seek, kp, sl);
+            seek[sl++] = '/' + 1;
+            k.mv_data = seek;
+            k.mv_size = sl;
+            op = MDB_SET_RANGE;
+        }
+    }
+    mdb_cursor_close(c);
+    if (!ret && rc && rc != MDB_NOTFOUND)
+        ret = store_mdb_err(rc, "listing paths");
+    return ret;
+}
+
 /* --- versions ----------------------------------------------------------- */
 
 const char *cat_origin_name(uint32_t origin)
@@ -696,6 +749,8 @@ int cat_version_add(struct store *st, MDB_txn *txn, const char *path, size_t pat
     rc = b.err ? pv_err(b.err, "out of memory")
                : cat_put(txn, st->dbi[DB_VERSIONS], key, 12, b.p, b.len, 0, "adding a version");
     cbuf_free(&b);
+    if (!rc)
+        rc = cat_index_version(st, txn, v);
     return rc;
 }
 
@@ -813,4 +868,223 @@ int cat_versions_scan(struct cat_reader *rd, uint64_t file_id, int newest_first,
     uint8_t key[8];
     be64_put(key, file_id);
     return cat_walk(rd, DB_VERSIONS, key, 8, 8, cat_walk_version, &w);
+}
+
+/* --- for other store/ files (catalog_int.h): fsck and gc walk the raw
+ * databases in the reader's own snapshot, so every cross-check sees one
+ * consistent state even while the daemon commits. ------------------------ */
+
+MDB_txn *cat_reader_txn(struct cat_reader *rd)
+{
+    return rd->txn;
+}
+
+struct store *cat_reader_store(struct cat_reader *rd)
+{
+    return rd->st;
+}
+
+int cat_version_decode(const MDB_val *k, const MDB_val *v, struct cat_version *out)
+{
+    if (k->mv_size != 12)
+        return pv_err(-EUCLEAN, "a version key is %zu bytes, not 12", k->mv_size);
+    return cat_dec_version(k, v, out);
+}
+
+int cat_event_decode(const MDB_val *k, const MDB_val *v, struct cat_event *out)
+{
+    if (k->mv_size != 8)
+        return pv_err(-EUCLEAN, "an event key is %zu bytes, not 8", k->mv_size);
+    return cat_dec_event(be64_get(k->mv_data), v, out);
+}
+
+/* --- lineage indexes ------------------------------------------------------
+ * DB_LINEAGE holds three kinds of keys, all -> "":
+ *   'P' ident 0x00 fd(u8) proc(u64be)   a process had pipe `ident` as fd 0/1
+ *   'G' boot16 pgid(u32be) proc(u64be)  process group members
+ *   'W' writer(u64be) file(u64be) vno(u32be)   versions a process wrote
+ * They let the lineage walk go from a pipe to its other end, from a process
+ * to its group, and from a process to what it wrote, without scans.  Stale
+ * 'W' entries (versions removed by gc) are skipped by readers. */
+
+#define CAT_IDENT_MAX 400
+
+static int cat_is_pipe(struct cat_str s)
+{
+    return s.p && s.n > 6 && s.n <= CAT_IDENT_MAX && !memcmp(s.p, "pipe:[", 6);
+}
+
+static int cat_index_pipe(struct store *st, MDB_txn *txn, struct cat_str ident,
+                          int fd, uint64_t proc)
+{
+    uint8_t key[1 + CAT_IDENT_MAX + 2 + 8];
+    size_t n = 0;
+    key[n++] = 'P';
+    memcpy(key + n, ident.p, ident.n);
+    n += ident.n;
+    key[n++] = 0;
+    key[n++] = (uint8_t)fd;
+    be64_put(key + n, proc);
+    return cat_put(txn, st->dbi[DB_LINEAGE], key, n + 8, "", 0, 0, "indexing a pipe");
+}
+
+static int cat_index_stdio(struct store *st, MDB_txn *txn, const struct cat_str fd[3],
+                           uint64_t proc)
+{
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++)   /* stdin and stdout join pipelines */
+        if (cat_is_pipe(fd[i]))
+            rc = cat_index_pipe(st, txn, fd[i], i, proc);
+    return rc;
+}
+
+static int cat_index_proc(struct store *st, MDB_txn *txn, const struct cat_proc *p)
+{
+    if (!store_has_db(st, DB_LINEAGE))
+        return 0;
+    uint8_t key[1 + 16 + 4 + 8];
+    key[0] = 'G';
+    memcpy(key + 1, p->boot_id, 16);
+    be32_put(key + 17, p->pgid);
+    be64_put(key + 21, p->id);
+    int rc = cat_put(txn, st->dbi[DB_LINEAGE], key, sizeof key, "", 0, 0,
+                     "indexing a process group");
+    return rc ? rc : cat_index_stdio(st, txn, p->fd, p->id);
+}
+
+static int cat_index_image(struct store *st, MDB_txn *txn, const struct cat_image *im)
+{
+    return store_has_db(st, DB_LINEAGE) ? cat_index_stdio(st, txn, im->fd, im->proc_id) : 0;
+}
+
+static int cat_index_version(struct store *st, MDB_txn *txn, const struct cat_version *v)
+{
+    if (!v->writer || !store_has_db(st, DB_LINEAGE))
+        return 0;
+    uint8_t key[1 + 8 + 8 + 4];
+    key[0] = 'W';
+    be64_put(key + 1, v->writer);
+    be64_put(key + 9, v->file_id);
+    be32_put(key + 17, v->vno);
+    return cat_put(txn, st->dbi[DB_LINEAGE], key, sizeof key, "", 0, 0, "indexing a writer");
+}
+
+/* Build the lineage indexes of a store written before they existed. */
+static int cat_lin_bf_proc(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_proc p;
+    (void)arg;
+    int rc = cat_dec_proc(be64_get(k->mv_data), v, &p);
+    return rc ? rc : cat_index_proc(rd->st, rd->txn, &p);
+}
+
+static int cat_lin_bf_image(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_image im;
+    (void)arg;
+    int rc = cat_dec_image(k, v, &im);
+    return rc ? rc : cat_index_image(rd->st, rd->txn, &im);
+}
+
+static int cat_lin_bf_version(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_version ver;
+    (void)arg;
+    int rc = cat_dec_version(k, v, &ver);
+    return rc ? rc : cat_index_version(rd->st, rd->txn, &ver);
+}
+
+int cat_lineage_index_build(struct store *st, MDB_txn *txn)
+{
+    struct cat_reader rd = { st, txn };
+    int rc = cat_walk(&rd, DB_PROCS, NULL, 0, 0, cat_lin_bf_proc, NULL);
+    if (!rc)
+        rc = cat_walk(&rd, DB_IMAGES, NULL, 0, 0, cat_lin_bf_image, NULL);
+    if (!rc)
+        rc = cat_walk(&rd, DB_VERSIONS, NULL, 0, 0, cat_lin_bf_version, NULL);
+    return rc;
+}
+
+/* Reading the indexes. */
+static int cat_need_lineage(struct cat_reader *rd)
+{
+    return store_has_db(rd->st, DB_LINEAGE) ? 0
+        : pv_err(-ENOTSUP, "this store has no lineage index yet; "
+                           "mount the workspace once to build it");
+}
+
+static int cat_walk_tail_id(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_cb *cb = arg;
+    (void)rd; (void)v;
+    return ((cat_id_cb)cb->fn)(cb->ctx, be64_get((const uint8_t *)k->mv_data + k->mv_size - 8));
+}
+
+int cat_proc_children(struct cat_reader *rd, uint64_t parent_id, cat_id_cb fn, void *ctx)
+{
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[8];
+    be64_put(key, parent_id);
+    return cat_walk(rd, DB_CHILDREN, key, 8, 8, cat_walk_tail_id, &cb);
+}
+
+int cat_pipe_procs(struct cat_reader *rd, struct cat_str ident, int fd,
+                   cat_id_cb fn, void *ctx)
+{
+    int rc = cat_need_lineage(rd);
+    if (rc || !cat_is_pipe(ident))
+        return rc;
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[1 + CAT_IDENT_MAX + 2];
+    size_t n = 0;
+    key[n++] = 'P';
+    memcpy(key + n, ident.p, ident.n);
+    n += ident.n;
+    key[n++] = 0;
+    key[n++] = (uint8_t)fd;
+    return cat_walk(rd, DB_LINEAGE, key, n, n, cat_walk_tail_id, &cb);
+}
+
+int cat_pgid_procs(struct cat_reader *rd, const uint8_t boot_id[16], uint32_t pgid,
+                   cat_id_cb fn, void *ctx)
+{
+    int rc = cat_need_lineage(rd);
+    if (rc)
+        return rc;
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[1 + 16 + 4];
+    key[0] = 'G';
+    memcpy(key + 1, boot_id, 16);
+    be32_put(key + 17, pgid);
+    return cat_walk(rd, DB_LINEAGE, key, sizeof key, sizeof key, cat_walk_tail_id, &cb);
+}
+
+static int cat_walk_written(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_cb *cb = arg;
+    const uint8_t *p = k->mv_data;
+    (void)rd; (void)v;
+    return ((cat_vref_cb)cb->fn)(cb->ctx, be64_get(p + 9), be32_get(p + 17));
+}
+
+int cat_writer_versions(struct cat_reader *rd, uint64_t proc_id, cat_vref_cb fn, void *ctx)
+{
+    int rc = cat_need_lineage(rd);
+    if (rc)
+        return rc;
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[9];
+    key[0] = 'W';
+    be64_put(key + 1, proc_id);
+    return cat_walk(rd, DB_LINEAGE, key, 9, 9, cat_walk_written, &cb);
+}
+
+int cat_file_events(struct cat_reader *rd, uint64_t file_id, uint64_t from_seq,
+                    cat_event_cb fn, void *ctx)
+{
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[16];
+    be64_put(key, file_id);
+    be64_put(key + 8, from_seq);
+    return cat_walk(rd, DB_FILEEVENTS, key, 16, 8, cat_walk_index, &cb);
 }

@@ -156,6 +156,12 @@ int cat_file_find(struct cat_reader *rd, const char *path, uint64_t *id);
 /* The path of a file id. */
 int cat_file_path(struct cat_reader *rd, uint64_t id, struct cat_str *path);
 typedef int (*cat_file_cb)(void *ctx, uint64_t id, struct cat_str path);
+/* The distinct next path components below directory `prefix` ("" for the
+ * top, else without a trailing '/'), in byte order: for paths a/b/c and
+ * a/d under prefix "a", calls cb with "b" (id 0: a directory) and "d" (its
+ * file id).  Skips whole subtrees with cursor seeks, so a listing costs
+ * one seek per child, not one step per path below it. */
+int cat_path_children(struct cat_reader *rd, const char *prefix, cat_file_cb cb, void *ctx);
 int cat_files_scan(struct cat_reader *rd, cat_file_cb cb, void *ctx);
 
 /* --- versions ----------------------------------------------------------- */
@@ -187,5 +193,24 @@ typedef int (*cat_version_cb)(void *ctx, const struct cat_version *v);
 /* All versions of a file, oldest first, or newest first. */
 int cat_versions_scan(struct cat_reader *rd, uint64_t file_id, int newest_first,
                       cat_version_cb cb, void *ctx);
+
+/* --- lineage indexes (store/lineage.c walks them) ------------------------ */
+
+typedef int (*cat_id_cb)(void *ctx, uint64_t id);
+typedef int (*cat_vref_cb)(void *ctx, uint64_t file_id, uint32_t vno);
+/* Children of a process (the processes whose parent_id is parent_id). */
+int cat_proc_children(struct cat_reader *rd, uint64_t parent_id, cat_id_cb cb, void *ctx);
+/* Processes that had pipe `ident` ("pipe:[N]") as fd 0 or 1 in some image. */
+int cat_pipe_procs(struct cat_reader *rd, struct cat_str ident, int fd,
+                   cat_id_cb cb, void *ctx);
+/* Processes of a process group (same boot id and pgid). */
+int cat_pgid_procs(struct cat_reader *rd, const uint8_t boot_id[16], uint32_t pgid,
+                   cat_id_cb cb, void *ctx);
+/* Versions whose writer is proc_id (entries of versions gc removed may remain:
+ * check with cat_version_get). */
+int cat_writer_versions(struct cat_reader *rd, uint64_t proc_id, cat_vref_cb cb, void *ctx);
+/* Events touching a file from logical time from_seq on, in order. */
+int cat_file_events(struct cat_reader *rd, uint64_t file_id, uint64_t from_seq,
+                    cat_event_cb cb, void *ctx);
 
 #endif

@@ -30,6 +30,7 @@ static const char *const store_db_names[DB_COUNT] = {
     [DB_FILEEVENTS] = "fileevents",
     [DB_CHUNKS] = "chunks",      [DB_CONTENTS] = "contents",
     [DB_PACKS] = "packs",        [DB_MANIFESTS] = "manifests",
+    [DB_LINEAGE] = "lineage",
 };
 
 int store_mdb_err(int rc, const char *what)
@@ -81,6 +82,26 @@ static int store_mkdirs(const char *dir)
     return 0;
 }
 
+/* Databases that stores created before them lack; a writable open
+ * (STORE_CREATE, as the daemon does) creates them. */
+static int store_db_optional(int db)
+{
+    return db == DB_LINEAGE;
+}
+
+/* Fill databases that an older store was created without. */
+static int store_upgrade(struct store *st, MDB_txn *txn)
+{
+    MDB_val k = { 13, "lineage-index" }, v = { 1, "1" };
+    int rc = mdb_get(txn, st->dbi[DB_META], &k, &v);
+    if (rc != MDB_NOTFOUND)
+        return store_mdb_err(rc, "reading the store's metadata");
+    if ((rc = cat_lineage_index_build(st, txn)))
+        return rc;
+    v = (MDB_val){ 1, "1" };
+    return store_mdb_err(mdb_put(txn, st->dbi[DB_META], &k, &v, 0), "marking the lineage index");
+}
+
 static int store_open_dbs(struct store *st)
 {
     MDB_txn *txn;
@@ -91,6 +112,10 @@ static int store_open_dbs(struct store *st)
         return store_mdb_err(rc, "opening the catalog");
     for (int i = 0; i < DB_COUNT; i++) {
         rc = mdb_dbi_open(txn, store_db_names[i], create, &st->dbi[i]);
+        if (rc == MDB_NOTFOUND && store_db_optional(i)) {
+            st->dbi[i] = STORE_NODB;
+            continue;
+        }
         if (rc) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND)
@@ -99,6 +124,10 @@ static int store_open_dbs(struct store *st)
                               store_db_names[i]);
             return store_mdb_err(rc, store_db_names[i]);
         }
+    }
+    if (create && (rc = store_upgrade(st, txn))) {
+        mdb_txn_abort(txn);
+        return rc;
     }
     if (create) {
         MDB_val k = { 6, "schema" }, v = { 1, STORE_SCHEMA };

@@ -29,6 +29,7 @@ enum store_db {
     DB_CONTENTS,  /* content sha256 -> manifest (chunk list), refcount    */
     DB_PACKS,     /* pack id -> pack record (committed length)            */
     DB_MANIFESTS, /* content sha256, start offset (u64be) -> chunk list part */
+    DB_LINEAGE,   /* pipe ends, process groups, writer -> versions (catalog.c) */
     DB_COUNT
 };
 
@@ -64,6 +65,17 @@ static inline uint32_t be32_get(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
+
+/* Databases added after a store was created may be absent when it is opened
+ * read-only; their handle is STORE_NODB until a writable open creates them. */
+#define STORE_NODB ((MDB_dbi)-1)
+static inline int store_has_db(const struct store *st, enum store_db db)
+{
+    return st->dbi[db] != STORE_NODB;
+}
+
+/* catalog.c: fill DB_LINEAGE from the records of an older store. */
+int cat_lineage_index_build(struct store *st, MDB_txn *txn);
 
 /* Map an LMDB return code to the project's convention (negative errno),
  * recording `what` in the error message. */
