@@ -299,18 +299,16 @@ static int node_offer_fd(struct ino_table *t, struct ino_node *n, int fd,
     return -1;
 }
 
-int ino_lookup(struct ino_table *t, struct ino_node *parent, int parentfd,
-               const char *name, struct ino_node **out, struct stat *st)
+/* Find or create the node for the inode behind fd (whose stat is *st) and
+ * count one kernel lookup.  With adopt, fd is an O_PATH descriptor this
+ * call consumes (it enters the cache or is closed); without, it stays the
+ * caller's. */
+static int node_enter(struct ino_table *t, struct ino_node *parent,
+                      const char *name, int fd, int adopt,
+                      const struct stat *st, struct ino_node **out)
 {
-    int evicted[INO_EVICT_BATCH], nev = 0, rc = 0;
-    int fd = openat(parentfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
+    int evicted[INO_EVICT_BATCH], nev = 0;
+    int spare = adopt ? fd : -1;
     pthread_mutex_lock(&t->lock);
     struct ino_node *n = hash_find(t, st->st_dev, st->st_ino);
     if (n == NULL && st->st_dev == t->root->dev && st->st_ino == t->root->ino)
@@ -318,7 +316,8 @@ int ino_lookup(struct ino_table *t, struct ino_node *parent, int parentfd,
     if (n) {
         n->nlookup++;
         node_rename_locked(t, n, parent, name);
-        fd = node_offer_fd(t, n, fd, evicted, &nev);
+        if (adopt)
+            spare = node_offer_fd(t, n, fd, evicted, &nev);
         pthread_mutex_unlock(&t->lock);
         goto done;
     }
@@ -326,7 +325,8 @@ int ino_lookup(struct ino_table *t, struct ino_node *parent, int parentfd,
 
     struct ino_node *fresh = node_new(t, fd, st, name);
     if (!fresh) {
-        close(fd);
+        if (spare >= 0)
+            close(spare);
         return -ENOMEM;
     }
     pthread_mutex_lock(&t->lock);
@@ -343,14 +343,38 @@ int ino_lookup(struct ino_table *t, struct ino_node *parent, int parentfd,
         parent->refs++;
         hash_insert(t, n);
     }
-    fd = node_offer_fd(t, n, fd, evicted, &nev);
+    if (adopt)
+        spare = node_offer_fd(t, n, fd, evicted, &nev);
     pthread_mutex_unlock(&t->lock);
 done:
-    if (fd >= 0)
-        close(fd);
+    if (spare >= 0)
+        close(spare);
     close_all(evicted, nev);
     *out = n;
     return 0;
+}
+
+int ino_lookup(struct ino_table *t, struct ino_node *parent, int parentfd,
+               const char *name, struct ino_node **out, struct stat *st)
+{
+    int fd = openat(parentfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return node_enter(t, parent, name, fd, 1, st, out);
+}
+
+int ino_lookup_fd(struct ino_table *t, struct ino_node *parent,
+                  const char *name, int fd, struct ino_node **out,
+                  struct stat *st)
+{
+    if (fstat(fd, st) < 0)
+        return -errno;
+    return node_enter(t, parent, name, fd, 0, st, out);
 }
 
 void ino_forget(struct ino_table *t, struct ino_node *n, uint64_t nlookup)

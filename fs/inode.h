@@ -74,6 +74,12 @@ struct ino_node *ino_root(struct ino_table *t);
 int ino_lookup(struct ino_table *t, struct ino_node *parent, int parentfd,
                const char *name, struct ino_node **out, struct stat *st);
 
+/* Same for a name just created and opened as fd (which stays the
+ * caller's): saves reopening it. */
+int ino_lookup_fd(struct ino_table *t, struct ino_node *parent,
+                  const char *name, int fd, struct ino_node **out,
+                  struct stat *st);
+
 /* Drop n kernel lookups; frees the node when nothing else holds it. */
 void ino_forget(struct ino_table *t, struct ino_node *n, uint64_t nlookup);
 
