@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "fs/capture.h"
+#include "fs/snapshot.h"
 #include "fs/inode.h"
 
 #define FS_MAX_FDS      4096            /* bound of the O_PATH cache      */
@@ -68,6 +69,7 @@ struct fs_file {
     int fd;
     int write_open;             /* opened for writing: report CLOSE_WRITE */
     atomic_int wrote;           /* data changed through this handle       */
+    int created;                /* made by this open: a version at release */
     uint64_t proc;              /* capture's id of the opener             */
     struct ino_node *node;      /* pinned until release                   */
 };
@@ -167,6 +169,37 @@ static void mark_wrote(struct fs_file *f)
         atomic_store_explicit(&f->wrote, 1, memory_order_relaxed);
 }
 
+/* ---- snapshots ---------------------------------------------------------- */
+
+/* A regular file as snapshot.h wants it; path must outlive the call. */
+static struct snap_file snap_of(struct ino_node *n, const char *path, uint64_t proc)
+{
+    struct snap_file sf = { n->dev, n->ino, path, proc };
+    return sf;
+}
+
+/* An O_RDONLY descriptor for the snapshot module: the daemon is root, so
+ * this works whatever the file's mode and the handle's access mode. */
+static int snap_fd(struct fs_ctx *c, struct ino_node *n)
+{
+    int fd = ino_open(c->tab, n, O_RDONLY);
+    return fd < 0 ? -1 : fd;
+}
+
+/* Before anything may change a file's content: wait for its in-flight
+ * snapshot, and keep the content it had before first use. */
+static void snap_before_change(struct fs_ctx *c, struct ino_node *n)
+{
+    char path[PATH_MAX];
+    if (!S_ISREG(n->type) || ino_path(c->tab, n, path, sizeof(path)) < 0)
+        return;
+    struct snap_file sf = snap_of(n, path, 0);
+    int fd = snap_fd(c, n);
+    snap_write_open(&sf, fd);
+    if (fd >= 0)
+        close(fd);
+}
+
 /* ---- capture ----------------------------------------------------------- */
 
 static uint64_t capture(fuse_req_t req, enum cap_op op, const char *path,
@@ -181,8 +214,11 @@ static void capture_child(fuse_req_t req, struct ino_node *parent,
                           uint64_t arg)
 {
     char path[PATH_MAX];
-    if (ino_child_path(ctx_of(req)->tab, parent, name, path, sizeof(path)) >= 0)
-        capture(req, op, path, path2, arg);
+    if (ino_child_path(ctx_of(req)->tab, parent, name, path, sizeof(path)) < 0)
+        return;
+    uint64_t proc = capture(req, op, path, path2, arg);
+    if (op == CAP_UNLINK)
+        snap_unlinked(path, proc);  /* a tombstone, if the path had versions */
 }
 
 /* ---- lookup and forget ------------------------------------------------- */
@@ -338,23 +374,36 @@ static int apply_setattr(struct ino_node *n, struct fs_file *f, int fd,
     return 0;
 }
 
-static void capture_setattr(fuse_req_t req, struct ino_node *n,
-                            struct fs_file *f, const struct stat *a, int valid)
+/* Returns the process id of the truncation, if there was one. */
+static uint64_t capture_setattr(fuse_req_t req, struct ino_node *n,
+                                struct fs_file *f, const struct stat *a, int valid)
 {
     const int meta = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
                      FUSE_SET_ATTR_GID | FUSE_SET_ATTR_ATIME |
                      FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                      FUSE_SET_ATTR_MTIME_NOW;
     char path[PATH_MAX];
+    uint64_t proc = 0;
     if (ino_path(ctx_of(req)->tab, n, path, sizeof(path)) < 0)
-        return;
+        return 0;
     if (valid & FUSE_SET_ATTR_SIZE) {
         if (f)
             mark_wrote(f);
-        capture(req, CAP_TRUNCATE, path, NULL, (uint64_t)a->st_size);
+        proc = capture(req, CAP_TRUNCATE, path, NULL, (uint64_t)a->st_size);
     }
     if (valid & meta)
         capture(req, CAP_SETATTR, path, NULL, (uint64_t)(valid & meta));
+    return proc;
+}
+
+/* truncate(2) changes content without an open: it makes a version too. */
+static void snapshot_truncated(struct fs_ctx *c, struct ino_node *n, uint64_t proc)
+{
+    char path[PATH_MAX];
+    if (ino_path(c->tab, n, path, sizeof(path)) < 0)
+        return;
+    struct snap_file sf = snap_of(n, path, proc);
+    snap_release(&sf, snap_fd(c, n));
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -370,6 +419,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_err(req, -fd);
         return;
     }
+    if ((valid & FUSE_SET_ATTR_SIZE) && S_ISREG(n->type)) {
+        snap_before_change(c, n);
+        snap_write_begin(n->dev, n->ino, (uint64_t)attr->st_size, UINT64_MAX);
+    }
     rc = apply_setattr(n, f, fd, attr, valid);
     if (rc == 0)
         rc = f ? (fstat(f->fd, &st) < 0 ? -errno : 0)
@@ -381,7 +434,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_err(req, -rc);
         return;
     }
-    capture_setattr(req, n, f, attr, valid);
+    uint64_t proc = capture_setattr(req, n, f, attr, valid);
+    if (!f && (valid & FUSE_SET_ATTR_SIZE) && S_ISREG(n->type))
+        snapshot_truncated(c, n, proc);
     fuse_reply_attr(req, &st, c->timeout);
 }
 
@@ -552,8 +607,13 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t npino,
     }
     if (old_ok) {
         char newpath[PATH_MAX];
-        if (ino_child_path(c->tab, np, newname, newpath, sizeof(newpath)) >= 0)
-            capture(req, CAP_LINK, oldpath, newpath, 0);
+        if (ino_child_path(c->tab, np, newname, newpath, sizeof(newpath)) >= 0) {
+            uint64_t proc = capture(req, CAP_LINK, oldpath, newpath, 0);
+            if (S_ISREG(n->type)) {
+                struct snap_file sf = snap_of(n, newpath, proc);
+                snap_linked(&sf, oldpath, snap_fd(c, n));
+            }
+        }
     }
     fuse_reply_entry(req, &e);
 }
@@ -656,13 +716,24 @@ static void rename_update(struct fs_ctx *c, struct rename_nodes *rn,
 
 static void capture_rename(fuse_req_t req, struct ino_node *p, const char *name,
                            struct ino_node *np, const char *newname,
-                           unsigned flags)
+                           unsigned flags, struct rename_nodes *rn)
 {
     struct fs_ctx *c = ctx_of(req);
     char from[PATH_MAX], to[PATH_MAX];
-    if (ino_child_path(c->tab, p, name, from, sizeof(from)) >= 0 &&
-        ino_child_path(c->tab, np, newname, to, sizeof(to)) >= 0)
-        capture(req, CAP_RENAME, from, to, flags);
+    if (ino_child_path(c->tab, p, name, from, sizeof(from)) < 0 ||
+        ino_child_path(c->tab, np, newname, to, sizeof(to)) < 0)
+        return;
+    uint64_t proc = capture(req, CAP_RENAME, from, to, flags);
+    /* The moved file's content now lives at `to` (and, exchanged, the
+     * other one's at `from`). */
+    if (rn->src && S_ISREG(rn->src->type)) {
+        struct snap_file sf = snap_of(rn->src, to, proc);
+        snap_renamed(&sf, from, snap_fd(c, rn->src));
+    }
+    if ((flags & RENAME_EXCHANGE) && rn->dst && S_ISREG(rn->dst->type)) {
+        struct snap_file sf = snap_of(rn->dst, from, proc);
+        snap_renamed(&sf, to, snap_fd(c, rn->dst));
+    }
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
@@ -708,8 +779,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
         fuse_reply_err(req, -rc);
         return;
     }
+    /* Snapshot while the nodes are still pinned, then update the table. */
+    struct rename_nodes pinned = rn;
+    if (pinned.src) ino_ref(c->tab, pinned.src);
+    if (pinned.dst) ino_ref(c->tab, pinned.dst);
     rename_update(c, &rn, p, name, np, newname, flags);
-    capture_rename(req, p, name, np, newname, flags);
+    capture_rename(req, p, name, np, newname, flags, &pinned);
+    if (pinned.src) ino_unref(c->tab, pinned.src);
+    if (pinned.dst) ino_unref(c->tab, pinned.dst);
     fuse_reply_err(req, 0);
 }
 
@@ -775,8 +852,12 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
     fi->fh = (uint64_t)(uintptr_t)f;
     set_open_flags(c, fi);
     char path[PATH_MAX];
-    if (ino_child_path(c->tab, parent, name, path, sizeof(path)) >= 0)
+    f->created = 1;
+    if (ino_child_path(c->tab, parent, name, path, sizeof(path)) >= 0) {
+        struct snap_file sf = snap_of(n, path, 0);
+        snap_created(&sf);
         f->proc = capture(req, CAP_CREATE, path, NULL, (uint64_t)fi->flags);
+    }
     if (fuse_reply_create(req, &e, fi) != 0) {
         /* The kernel never saw the handle: no release will come. */
         ino_unref(c->tab, n);
@@ -789,6 +870,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs_ctx *c = ctx_of(req);
     struct ino_node *n = node_of(c, ino);
+    /* A write-open may truncate at once: keep the old content first. */
+    if (is_write_open(fi->flags) || (fi->flags & O_TRUNC))
+        snap_before_change(c, n);
+    if (fi->flags & O_TRUNC)
+        snap_write_begin(n->dev, n->ino, 0, UINT64_MAX);
     int fd = ino_open(c->tab, n, fi->flags);
     if (fd < 0) {
         fuse_reply_err(req, -fd);
@@ -805,10 +891,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     set_open_flags(c, fi);
     char path[PATH_MAX];
     if (ino_path(c->tab, n, path, sizeof(path)) >= 0) {
+        if (!w) {
+            struct snap_file sf = snap_of(n, path, 0);
+            snap_open_read(&sf, fd);    /* before the event: origin first */
+        }
         f->proc = capture(req, w ? CAP_OPEN_WRITE : CAP_OPEN_READ, path, NULL,
                           (uint64_t)fi->flags);
-        if (w && (fi->flags & O_TRUNC))
+        if (w && (fi->flags & O_TRUNC)) {
+            mark_wrote(f);
             capture(req, CAP_TRUNCATE, path, NULL, 0);
+        }
     }
     if (fuse_reply_open(req, fi) != 0) {
         ino_unref(c->tab, n);
@@ -834,6 +926,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
                          struct fuse_file_info *fi)
 {
     struct fs_file *f = file_of(fi);
+    snap_write_begin(f->node->dev, f->node->ino, (uint64_t)off, fuse_buf_size(in));
     struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
     out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     out.buf[0].fd = f->fd;
@@ -857,9 +950,14 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
         /* A node with no known name (unlinked, replaced) has no path to
          * snapshot: nothing to report. */
         char path[PATH_MAX];
-        if (ino_path(c->tab, f->node, path, sizeof(path)) >= 0)
-            cap_event_proc(f->proc, CAP_CLOSE_WRITE, path, NULL,
-                           (uint64_t)atomic_load(&f->wrote));
+        int changed = atomic_load(&f->wrote) || f->created;
+        if (ino_path(c->tab, f->node, path, sizeof(path)) >= 0) {
+            cap_event_proc(f->proc, CAP_CLOSE_WRITE, path, NULL, (uint64_t)changed);
+            if (changed) {
+                struct snap_file sf = snap_of(f->node, path, f->proc);
+                snap_release(&sf, snap_fd(c, f->node));
+            }
+        }
     }
     ino_unref(c->tab, f->node);
     free(f);
@@ -878,6 +976,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
                          off_t off, off_t len, struct fuse_file_info *fi)
 {
     struct fs_file *f = file_of(fi);
+    snap_write_begin(f->node->dev, f->node->ino, (uint64_t)off, (uint64_t)len);
     if (fallocate(f->fd, mode, off, len) < 0) {
         fuse_reply_err(req, errno);
         return;
@@ -893,6 +992,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
                                int flags)
 {
     struct fs_file *out = file_of(fi_out);
+    snap_write_begin(out->node->dev, out->node->ino, (uint64_t)off_out, len);
     ssize_t r = copy_file_range(file_of(fi_in)->fd, &off_in, out->fd,
                                 &off_out, len, (unsigned)flags);
     if (r < 0) {
