@@ -12,6 +12,7 @@
 #include "common/err.h"
 #include "store/catalog.h"
 #include "store/json.h"
+#include "store/maint.h"
 #include "store/store.h"
 
 #define STATUS_USAGE "provfs status [--json] [DIR]"
@@ -45,7 +46,7 @@ static void status_parse_live(const char *ans, struct status_live *l)
 }
 
 static void status_print_json(const struct cli_ws *ws, const struct cat_counts *c,
-                              const struct status_live *l)
+                              const struct maint_vcounts *vc, const struct status_live *l)
 {
     printf("{\"workspace\":");
     json_str(stdout, ws->root, strlen(ws->root));
@@ -60,6 +61,8 @@ static void status_print_json(const struct cli_ws *ws, const struct cat_counts *
            (unsigned long long)c->events, (unsigned long long)c->procs,
            (unsigned long long)c->files, (unsigned long long)c->images,
            (unsigned long long)c->gaps);
+    printf(",\"versions\":%llu,\"versions_not_captured\":%llu",
+           (unsigned long long)vc->versions, (unsigned long long)vc->missing);
     if (l->ok)
         printf(",\"queue\":{\"events\":%llu},\"daemon\":{\"committed\":%llu,"
                "\"processes\":%llu,\"gaps\":%llu,\"batches\":%llu,\"inodes\":%llu,"
@@ -78,7 +81,7 @@ static void status_print_json(const struct cli_ws *ws, const struct cat_counts *
 }
 
 static void status_print_text(const struct cli_ws *ws, const struct cat_counts *c,
-                              const struct status_live *l)
+                              const struct maint_vcounts *vc, const struct status_live *l)
 {
     printf("workspace: %s\n", ws->root);
     if (ws->mounted)
@@ -92,6 +95,11 @@ static void status_print_text(const struct cli_ws *ws, const struct cat_counts *
     if (c->gaps)
         printf("gaps:      %llu events could not be recorded (see the log)\n",
                (unsigned long long)c->gaps);
+    printf("versions:  %llu", (unsigned long long)vc->versions);
+    if (vc->missing)
+        printf(", %llu not captured (no content: see provfs log and the daemon log)",
+               (unsigned long long)vc->missing);
+    putchar('\n');
     if (l->policy[0])
         printf("policy:    %s\n", l->policy);
     if (l->policy_error[0])
@@ -126,19 +134,22 @@ int cmd_status(int argc, char **argv)
     struct store *st;
     struct cat_reader *rd;
     struct cat_counts counts;
+    struct maint_vcounts vc;
     if (store_open(&st, ws.store, STORE_RDONLY))
         return cli_fail("status");
     int rc = cat_read_begin(st, &rd);
     if (!rc) {
         rc = cat_counts(rd, &counts);
+        if (!rc)
+            rc = maint_version_counts(rd, &vc);
         cat_read_end(rd);
     }
     store_close(st);
     if (rc)
         return cli_fail("status");
     if (json)
-        status_print_json(&ws, &counts, &live);
+        status_print_json(&ws, &counts, &vc, &live);
     else
-        status_print_text(&ws, &counts, &live);
+        status_print_text(&ws, &counts, &vc, &live);
     return 0;
 }

@@ -15,6 +15,9 @@ int cmd_events(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 /* Shared by cat and restore (cmd_cat.c). */
 struct cat_version;

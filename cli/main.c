@@ -21,6 +21,9 @@ static const struct cli_cmd commands[] = {
     { "log",     cmd_log,     "the versions of a file, newest first" },
     { "cat",     cmd_cat,     "write a version's content to stdout" },
     { "restore", cmd_restore, "bring a version back (recorded as derived from it)" },
+    { "stats",   cmd_stats,   "logical vs stored bytes, dedup+compression ratio, counts" },
+    { "fsck",    cmd_fsck,    "check every chunk, content, version and index" },
+    { "gc",      cmd_gc,      "drop old versions (retention) and free unused chunks" },
     { "policy", cmd_policy, "check or show the YAML policy" },
     { "help",    cmd_help,    "this list" },
 };
