@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "store/catalog.h"
 #include "store/json.h"
+#include "store/render.h"
 #include "store/store.h"
 
 #define PS_USAGE "provfs ps [--json] [--exe SUBSTRING] [--since TIME] [--until TIME]"
@@ -49,60 +50,10 @@ static int ps_selected(struct ps_ctx *c, const struct cat_proc *p)
     return m.hit;
 }
 
-static const char *const ps_fd_names[] = { "stdin", "stdout", "stderr" };
-
-static int ps_json_image(void *arg, const struct cat_image *im)
-{
-    int *first = arg;
-    printf("%s{\"n\":%u,\"seq\":%llu,\"time\":", *first ? "" : ",", im->n,
-           (unsigned long long)im->seq);
-    json_time(stdout, im->wall_ns);
-    printf(",\"exe\":");
-    json_str(stdout, im->exe.p, im->exe.n);
-    printf(",\"argv\":");
-    json_strv(stdout, im->argv.p, im->argv.n);
-    for (int i = 0; i < 3; i++) {
-        printf(",\"%s\":", ps_fd_names[i]);
-        json_str(stdout, im->fd[i].p, im->fd[i].n);
-    }
-    printf("}");
-    *first = 0;
-    return 0;
-}
-
 static void ps_print_json(struct ps_ctx *c, const struct cat_proc *p)
 {
-    printf("%s\n{\"id\":%llu,\"tgid\":%u,\"ppid\":%u,\"parent\":", c->count ? "," : "",
-           (unsigned long long)p->id, p->tgid, p->ppid);
-    if (p->parent_id)
-        printf("%llu", (unsigned long long)p->parent_id);
-    else
-        printf("null");
-    printf(",\"pgid\":%u,\"sid\":%u,\"uid\":%u,\"gid\":%u,\"boot_id\":\"", p->pgid,
-           p->sid, p->uid, p->gid);
-    for (int i = 0; i < 16; i++)
-        printf("%02x", p->boot_id[i]);
-    printf("\",\"start_ticks\":%llu,\"seq\":%llu,\"time\":",
-           (unsigned long long)p->start, (unsigned long long)p->seq);
-    json_time(stdout, p->wall_ns);
-    printf(",\"comm\":");
-    json_str(stdout, p->comm.p, p->comm.n);
-    printf(",\"exe\":");
-    json_str(stdout, p->exe.p, p->exe.n);
-    printf(",\"argv\":");
-    json_strv(stdout, p->argv.p, p->argv.n);
-    printf(",\"cwd\":");
-    json_str(stdout, p->cwd.p, p->cwd.n);
-    printf(",\"env\":");
-    json_strv(stdout, p->env.p, p->env.n);
-    for (int i = 0; i < 3; i++) {
-        printf(",\"%s\":", ps_fd_names[i]);
-        json_str(stdout, p->fd[i].p, p->fd[i].n);
-    }
-    printf(",\"images\":[");
-    int first = 1;
-    cat_images_scan(c->rd, p->id, ps_json_image, &first);
-    printf("]}");
+    printf("%s\n", c->count ? "," : "");
+    render_proc_json(stdout, c->rd, p);
 }
 
 static void ps_print_text(struct ps_ctx *c, const struct cat_proc *p)

@@ -22,6 +22,7 @@
 #include "fs/capture.h"
 #include "fs/control.h"
 #include "fs/fspol.h"
+#include "fs/prov.h"
 #include "fs/runtime.h"
 #include "fs/snapshot.h"
 #include "store/store.h"
@@ -74,7 +75,8 @@ static int daemon_session(struct daemon *d)
         fuse_opt_free_args(&args);
         return pv_err(-ENOMEM, "out of memory");
     }
-    d->se = fuse_session_new(&args, fs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), d->ctx);
+    d->se = fuse_session_new(&args, prov_wrap_ops(fs_lowlevel_ops(), d->st),
+                             sizeof(struct fuse_lowlevel_ops), d->ctx);
     fuse_opt_free_args(&args);
     if (!d->se)
         return pv_err(-EINVAL, "could not create the FUSE session (see the log)");
@@ -171,6 +173,7 @@ static void daemon_close(struct daemon *d)
         fuse_session_destroy(d->se);
     if (d->ctx)
         fs_ctx_free(d->ctx);
+    prov_fini();
     store_close(d->st);
     if (d->rootfd >= 0)
         close(d->rootfd);

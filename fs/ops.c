@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "fs/capture.h"
+#include "fs/prov.h"
 #include "fs/snapshot.h"
 #include "fs/inode.h"
 
@@ -79,6 +80,7 @@ struct fs_dir {
     DIR *dp;
     off_t offset;
     struct dirent *entry;       /* read but not yet returned to the kernel */
+    int prov_done;              /* root: the .prov entry was returned       */
     struct ino_node *node;
 };
 
@@ -1123,6 +1125,23 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
         }
         d->entry = NULL;
         d->offset = de->d_off;
+    }
+    /* The policy may list .prov (design 6: hidden by default, like ZFS's
+     * snapdir=hidden); it comes after the last real entry, at an offset no
+     * real entry has, so a re-read from there ends the listing. */
+    if (root && !err && !d->entry && !d->prov_done && prov_listed()) {
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.attr.st_mode = S_IFDIR;
+        e.attr.st_ino = prov_stable_ino("");
+        size_t sz = plus ? fuse_add_direntry_plus(req, p, rem, PROV_NAME, &e, INT64_MAX)
+                         : fuse_add_direntry(req, p, rem, PROV_NAME, &e.attr, INT64_MAX);
+        if (sz <= rem) {
+            p += sz;
+            rem -= sz;
+            d->prov_done = 1;
+            d->offset = INT64_MAX;
+        }
     }
     if (err && rem == size)
         fuse_reply_err(req, err);

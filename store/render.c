@@ -191,3 +191,65 @@ void render_log_line(FILE *f, struct cat_reader *rd, const struct cat_version *v
         fputs("  [not snapshotted by policy]", f);
     fputc('\n', f);
 }
+
+/* --- processes ------------------------------------------------------------ */
+
+struct render_img_ctx { FILE *f; int first; };
+
+static const char *const render_fd_names[] = { "stdin", "stdout", "stderr" };
+
+static int render_image_json(void *arg, const struct cat_image *im)
+{
+    struct render_img_ctx *ic = arg;
+    FILE *f = ic->f;
+    fprintf(f, "%s{\"n\":%u,\"seq\":%llu,\"time\":", ic->first ? "" : ",", im->n,
+           (unsigned long long)im->seq);
+    json_time(f, im->wall_ns);
+    fprintf(f, ",\"exe\":");
+    json_str(f, im->exe.p, im->exe.n);
+    fprintf(f, ",\"argv\":");
+    json_strv(f, im->argv.p, im->argv.n);
+    for (int i = 0; i < 3; i++) {
+        fprintf(f, ",\"%s\":", render_fd_names[i]);
+        json_str(f, im->fd[i].p, im->fd[i].n);
+    }
+    fprintf(f, "}");
+    ic->first = 0;
+    return 0;
+}
+
+void render_proc_json(FILE *f, struct cat_reader *rd, const struct cat_proc *p)
+{
+    fprintf(f, "{\"id\":%llu,\"tgid\":%u,\"ppid\":%u,\"parent\":",
+            (unsigned long long)p->id, p->tgid, p->ppid);
+    if (p->parent_id)
+        fprintf(f, "%llu", (unsigned long long)p->parent_id);
+    else
+        fprintf(f, "null");
+    fprintf(f, ",\"pgid\":%u,\"sid\":%u,\"uid\":%u,\"gid\":%u,\"boot_id\":\"", p->pgid,
+           p->sid, p->uid, p->gid);
+    for (int i = 0; i < 16; i++)
+        fprintf(f, "%02x", p->boot_id[i]);
+    fprintf(f, "\",\"start_ticks\":%llu,\"seq\":%llu,\"time\":",
+           (unsigned long long)p->start, (unsigned long long)p->seq);
+    json_time(f, p->wall_ns);
+    fprintf(f, ",\"comm\":");
+    json_str(f, p->comm.p, p->comm.n);
+    fprintf(f, ",\"exe\":");
+    json_str(f, p->exe.p, p->exe.n);
+    fprintf(f, ",\"argv\":");
+    json_strv(f, p->argv.p, p->argv.n);
+    fprintf(f, ",\"cwd\":");
+    json_str(f, p->cwd.p, p->cwd.n);
+    fprintf(f, ",\"env\":");
+    json_strv(f, p->env.p, p->env.n);
+    for (int i = 0; i < 3; i++) {
+        fprintf(f, ",\"%s\":", render_fd_names[i]);
+        json_str(f, p->fd[i].p, p->fd[i].n);
+    }
+    fprintf(f, ",\"images\":[");
+    struct render_img_ctx ic = { f, 1 };
+    cat_images_scan(rd, p->id, render_image_json, &ic);
+    fprintf(f, "]}");
+}
+

@@ -23,6 +23,9 @@ void render_version_json(FILE *f, struct cat_reader *rd, struct cat_str path,
 void render_log_header(FILE *f);
 void render_log_line(FILE *f, struct cat_reader *rd, const struct cat_version *v);
 
+/* A process as a JSON object with its images (no trailing newline). */
+void render_proc_json(FILE *f, struct cat_reader *rd, const struct cat_proc *p);
+
 /* Human sizes: "812 B", "12.3 KiB", "1.5 GiB". */
 void render_size(char *buf, size_t len, unsigned long long n);
 
