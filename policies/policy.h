@@ -143,6 +143,11 @@ size_t pol_redact_argv(const struct pol *p, const char *in, size_t len,
 /* One variable's value: whole if pol_env_secret(name), else the patterns. */
 size_t pol_redact_env(const struct pol *p, const char *name,
                       const char *value, char *out, size_t outlen);
+/* A whole environment as in /proc/PID/environ ("NAME=VALUE" words, NUL
+ * separated): keeps only the allowed variables, each NUL-terminated, with
+ * values redacted.  What the daemon should store as a process's env. */
+size_t pol_env_filter(const struct pol *p, const char *in, size_t len,
+                      char *out, size_t outlen);
 
 /* Should events of this process be dropped?  exe is the absolute path of
  * the executable, comm the kernel's 15-byte name; either may be NULL. */

@@ -171,3 +171,36 @@ size_t pol_redact_env(const struct pol *p, const char *name, const char *value,
     }
     return pol_redact(p, value, strlen(value), out, outlen);
 }
+
+/* One "NAME=VALUE" word of an environment block. */
+static void env_word(const struct pol *p, const char *w, int *state, struct out *o)
+{
+    (void)state;
+    const char *eq = strchr(w, '=');
+    char *name = eq ? strndup(w, (size_t)(eq - w)) : NULL;
+    if (name && pol_env_allowed(p, name)) {
+        put(o, w, (size_t)(eq + 1 - w));
+        if (pol_env_secret(p, name))
+            put(o, POL_REDACTED, strlen(POL_REDACTED));
+        else
+            apply_all(p, eq + 1, o);
+        put(o, "", 1);
+    }
+    free(name);
+}
+
+size_t pol_env_filter(const struct pol *p, const char *in, size_t len, char *out,
+                      size_t outlen)
+{
+    struct out o = { out, outlen, 0 };
+    for (size_t i = 0; i < len;) {
+        const char *nul = memchr(in + i, 0, len - i);
+        size_t n = nul ? (size_t)(nul - (in + i)) : len - i;
+        char *w = strndup(in + i, n);
+        if (w)
+            env_word(p, w, NULL, &o);
+        free(w);
+        i += n + (nul != NULL);
+    }
+    return finish(&o);
+}

@@ -481,6 +481,22 @@ static void test_redact(void **state)
     pol_free(p);
 }
 
+static void test_env_filter(void **state)
+{
+    (void)state;
+    struct pol *p = load("env: {allow: [\"GITHUB_TOKEN\", DB_URL]}\n");
+    const char env[] = "PATH=/usr/bin\0AWS_SECRET_ACCESS_KEY=abc\0GITHUB_TOKEN=ghp_x\0"
+                       "DB_URL=pg://u:pw@h/d\0TERM=xterm\0BROKEN\0HOME=/root";
+    const char want[] = "PATH=/usr/bin\0GITHUB_TOKEN=[REDACTED]\0"
+                        "DB_URL=pg://u:[REDACTED]@h/d\0HOME=/root";
+    char out[256];
+    size_t n = pol_env_filter(p, env, sizeof env - 1, out, sizeof out);
+    assert_int_equal(n, sizeof want);
+    assert_memory_equal(out, want, sizeof want);
+    assert_int_equal(pol_env_filter(p, env, sizeof env - 1, NULL, 0), n);
+    pol_free(p);
+}
+
 /* The default patterns start with literals, so glibc's matcher stays
  * linear on long words; "[a-z][a-z0-9]*://" took 98 s on 100 KiB of 'a'.
  * Words up to Linux's MAX_ARG_STRLEN (128 KiB) of the worst characters. */
@@ -606,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_workspace_and_reload),
         cmocka_unit_test(test_redact),
         cmocka_unit_test(test_redact_long_words),
+        cmocka_unit_test(test_env_filter),
         cmocka_unit_test(test_default_file),
         cmocka_unit_test(test_dump_roundtrip),
         cmocka_unit_test(test_kind_names),
