@@ -99,10 +99,17 @@ struct lin_vinfo { uint32_t vno, origin, src_vno; uint64_t seq, src_file, writer
 struct lin_written { uint64_t file_id, seq; uint32_t vno; };
 struct lin_wvec { struct lin_written *a; size_t n, cap; };
 
+#define LIN_IMAGES_MAX 16     /* more exec images than this: the rest ignored */
+
+struct lin_img { uint64_t seq; struct cat_str exe, argv; };
+
 struct lin_proc {
     uint64_t id, parent;
+    uint64_t birth;             /* logical time first seen                */
     uint8_t boot[16];
     uint32_t pgid;
+    struct lin_img img[LIN_IMAGES_MAX];
+    int nimg;
     struct cat_str fd[2][8];    /* pipe idents on stdin/stdout, per image */
     int nfd[2];
     int uses_loaded, written_loaded;
@@ -182,7 +189,10 @@ static void lin_add_pipes(struct lin_proc *p, const struct cat_str fd[3])
 
 static int lin_image_cb(void *arg, const struct cat_image *im)
 {
-    lin_add_pipes(arg, im->fd);
+    struct lin_proc *p = arg;
+    lin_add_pipes(p, im->fd);
+    if (p->nimg < LIN_IMAGES_MAX)
+        p->img[p->nimg++] = (struct lin_img){ im->seq, im->exe, im->argv };
     return 0;
 }
 
@@ -202,6 +212,7 @@ static int lin_proc(struct lin_ctx *c, uint64_t id, size_t *out)
     memset(&p, 0, sizeof p);
     p.id = id;
     p.parent = cp.parent_id;
+    p.birth = cp.seq;
     memcpy(p.boot, cp.boot_id, 16);
     p.pgid = cp.pgid;
     lin_add_pipes(&p, cp.fd);
@@ -419,6 +430,42 @@ static int lin_inputs_of_uses(struct lin_ctx *c, size_t pi, uint64_t before,
     return rc;
 }
 
+static int lin_str_eq(struct cat_str a, struct cat_str b)
+{
+    return a.n == b.n && (!a.n || !memcmp(a.p, b.p, a.n));
+}
+
+/* Was child pi forked from its parent without exec'ing another program
+ * (so it runs on a copy of the parent's memory, e.g. a Pool worker)?  Its
+ * first image must be the image its parent had when it was born. */
+static int lin_fork_only(struct lin_ctx *c, size_t pi, size_t *parent)
+{
+    struct lin_proc *p = &c->procs.a[pi];
+    if (!p->parent || !p->nimg || lin_proc(c, p->parent, parent))
+        return 0;
+    p = &c->procs.a[pi];            /* lin_proc may have moved procs */
+    const struct lin_proc *a = &c->procs.a[*parent];
+    int k = 0;
+    while (k + 1 < a->nimg && a->img[k + 1].seq <= p->birth)
+        k++;
+    return a->nimg && lin_str_eq(a->img[k].exe, p->img[0].exe) &&
+           lin_str_eq(a->img[k].argv, p->img[0].argv);
+}
+
+/* Uses a writer inherited at fork: those its fork-only ancestors made
+ * before forking the line that leads to it. */
+static int lin_inherited(struct lin_ctx *c, size_t pi, uint64_t before, struct lin_emit *e)
+{
+    size_t parent;
+    int rc = 0;
+    for (int n = 0; !rc && n < 64 && lin_fork_only(c, pi, &parent); n++) {
+        uint64_t birth = c->procs.a[pi].birth;
+        rc = lin_inputs_of_uses(c, parent, birth < before ? birth : before, e);
+        pi = parent;
+    }
+    return rc;
+}
+
 static int lin_inputs(struct lin_ctx *c, uint64_t file_id, uint32_t vno, struct lin_emit *e)
 {
     struct lin_file *f;
@@ -446,7 +493,7 @@ static int lin_inputs(struct lin_ctx *c, uint64_t file_id, uint32_t vno, struct 
     lin_new_query(c);
     for (size_t i = 0; !rc && i < c->procs.a[wi].set[0].n; i++)
         rc = lin_inputs_of_uses(c, c->procs.a[wi].set[0].a[i], v.seq, e);
-    return rc;
+    return rc ? rc : lin_inherited(c, wi, v.seq, e);
 }
 
 /* --- outputs --------------------------------------------------------------- */
@@ -482,8 +529,49 @@ static int lin_load_written(struct lin_ctx *c, size_t pi)
     return rc;
 }
 
+/* Everything process pi wrote (after `after`). */
+static int lin_emit_written(struct lin_ctx *c, size_t pi, uint64_t after, struct lin_emit *e)
+{
+    int rc = lin_load_written(c, pi);
+    const struct lin_proc *w = &c->procs.a[pi];
+    for (size_t j = 0; !rc && j < w->written.n; j++)
+        if (w->written.a[j].seq > after)
+            rc = lin_emit(c, e, w->written.a[j].file_id, w->written.a[j].vno);
+    return rc;
+}
+
+struct lin_kids { struct lin_ctx *c; struct lin_ixvec v; };
+
+static int lin_kid_cb(void *arg, uint64_t id)
+{
+    struct lin_kids *k = arg;
+    size_t pi;
+    int rc = lin_proc(k->c, id, &pi);
+    if (rc == -ENOENT)
+        return 0;
+    return rc ? rc : VEC_PUSH(k->v, pi);
+}
+
+/* The inverse of lin_inherited: what fork-only descendants of pi born
+ * after seq wrote (they run on a copy of memory that saw the use). */
+static int lin_outputs_inherited(struct lin_ctx *c, size_t pi, uint64_t seq, struct lin_emit *e)
+{
+    struct lin_kids k = { c, { NULL, 0, 0 } };
+    int rc = cat_proc_children(c->rd, c->procs.a[pi].id, lin_kid_cb, &k);
+    for (size_t i = 0; !rc && i < k.v.n; i++) {
+        size_t kid = k.v.a[i], parent;
+        if (c->procs.a[kid].birth <= seq || !lin_fork_only(c, kid, &parent))
+            continue;
+        rc = lin_emit_written(c, kid, 0, e);
+        if (!rc)
+            rc = lin_outputs_inherited(c, kid, 0, e);
+    }
+    free(k.v.a);
+    return rc;
+}
+
 /* Versions written after seq by any process whose working set holds
- * reader (C(reader)). */
+ * reader (C(reader)), or by a fork-only descendant born after the use. */
 static int lin_outputs_of_use(struct lin_ctx *c, uint64_t reader, uint64_t seq,
                               struct lin_emit *e)
 {
@@ -493,16 +581,9 @@ static int lin_outputs_of_use(struct lin_ctx *c, uint64_t reader, uint64_t seq,
         return 0;
     if (rc || (rc = lin_working_set(c, qi, 1)))
         return rc;
-    for (size_t i = 0; !rc && i < c->procs.a[qi].set[1].n; i++) {
-        size_t wi = c->procs.a[qi].set[1].a[i];
-        if ((rc = lin_load_written(c, wi)))
-            break;
-        struct lin_proc *w = &c->procs.a[wi];
-        for (size_t j = 0; !rc && j < w->written.n; j++)
-            if (w->written.a[j].seq > seq)
-                rc = lin_emit(c, e, w->written.a[j].file_id, w->written.a[j].vno);
-    }
-    return rc;
+    for (size_t i = 0; !rc && i < c->procs.a[qi].set[1].n; i++)
+        rc = lin_emit_written(c, c->procs.a[qi].set[1].a[i], seq, e);
+    return rc ? rc : lin_outputs_inherited(c, qi, seq, e);
 }
 
 /* Versions of target_file derived (renamed, linked, restored) from src. */

@@ -26,8 +26,18 @@ static struct cat_str S(const char *s)
     return r;
 }
 
+/* A process with one image running exe, first seen at seq. */
+static void proc_exe(uint64_t id, uint64_t parent, uint32_t pgid, const char *in,
+                     const char *out, const char *exe, uint64_t seq);
+
 /* A process with one image; stdin/stdout identities as given. */
 static void proc(uint64_t id, uint64_t parent, uint32_t pgid, const char *in, const char *out)
+{
+    proc_exe(id, parent, pgid, in, out, "/bin/prog", 0);
+}
+
+static void proc_exe(uint64_t id, uint64_t parent, uint32_t pgid, const char *in,
+                     const char *out, const char *exe, uint64_t seq)
 {
     struct cat_rec r[2];
     memset(r, 0, sizeof r);
@@ -40,10 +50,11 @@ static void proc(uint64_t id, uint64_t parent, uint32_t pgid, const char *in, co
     p->pgid = pgid;
     p->parent_id = parent;
     p->argv = S("prog");
+    p->seq = seq;
     p->fd[0] = S(in);
     p->fd[1] = S(out);
     r[1].type = CAT_REC_IMAGE;
-    r[1].u.image = (struct cat_image){ .proc_id = id, .exe = S("/bin/prog"), .argv = S("prog") };
+    r[1].u.image = (struct cat_image){ .proc_id = id, .seq = seq, .exe = S(exe), .argv = S("prog") };
     r[1].u.image.fd[0] = S(in);
     r[1].u.image.fd[1] = S(out);
     assert_int_equal(cat_commit(st, r, 2), 0);
@@ -137,6 +148,17 @@ static void build(void)
     ver("z", 36, CAT_ORIGIN_WRITTEN, 10, NULL, 0);
     ev2(40, CAP_OPEN_WRITE, 11, "h", NULL, O_WRONLY | O_APPEND);
     ver("h", 41, CAT_ORIGIN_WRITTEN, 11, NULL, 0);
+    /* p12 reads s12 then forks p13 (same program: a Pool worker) and
+     * p14, which exec'd another program; both write. */
+    proc_exe(12, 0, 12, NULL, NULL, "/bin/py", 49);
+    ver("s12", 1, CAT_ORIGIN_PREEXISTING, 0, NULL, 0);
+    ev(50, CAP_OPEN_READ, 12, "s12");
+    proc_exe(13, 12, 12, NULL, NULL, "/bin/py", 51);
+    proc_exe(14, 12, 12, NULL, NULL, "/bin/other", 52);
+    ev(53, CAP_CREATE, 13, "o13");
+    ver("o13", 54, CAT_ORIGIN_WRITTEN, 13, NULL, 0);
+    ev(55, CAP_CREATE, 14, "o14");
+    ver("o14", 56, CAT_ORIGIN_WRITTEN, 14, NULL, 0);
 }
 
 static int setup(void **state)
@@ -269,6 +291,14 @@ static void test_down_widely_used(void **state)
     assert_string_equal(direct("f", 1, 1, LINEAGE_SCOPE_PROCESS), "");
 }
 
+static void test_fork_inheritance(void **state)
+{
+    (void)state;
+    assert_string_equal(direct("o13", 1, 0, LINEAGE_SCOPE_PROCESS), "s12@1");
+    assert_string_equal(direct("o14", 1, 0, LINEAGE_SCOPE_PROCESS), "");
+    assert_string_equal(direct("s12", 1, 1, LINEAGE_SCOPE_PROCESS), "o13@1");
+}
+
 static void test_dag_dedup(void **state)
 {
     (void)state;
@@ -304,10 +334,10 @@ static void test_walk_all(void **state)
     struct lineage_graph *g;
     assert_int_equal(cat_read_begin(st, &rd), 0);
     assert_int_equal(lineage_walk_all(rd, LINEAGE_SCOPE_PROCESS, &g), 0);
-    /* 6 origins + b@1 b@2(deleted) g h@1 h@2 late o7 x y z */
-    assert_int_equal(g->n_nodes, 16);
-    /* b<-a,d,e  g<-b  h1<-g  h2<-h1  o7<-late  x<-a  y<-a  z<-x,y */
-    assert_int_equal(g->n_edges, 11);
+    /* 6 origins + b@1 b@2(deleted) g h@1 h@2 late o7 x y z s12 o13 o14 */
+    assert_int_equal(g->n_nodes, 19);
+    /* b<-a,d,e  g<-b  h1<-g  h2<-h1  o7<-late  x<-a  y<-a  z<-x,y  o13<-s12 */
+    assert_int_equal(g->n_edges, 12);
     lineage_graph_free(g);
     cat_read_end(rd);
 }
@@ -330,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_origin_at_first_use),
         cmocka_unit_test(test_rename_copy_append),
         cmocka_unit_test(test_down_widely_used),
+        cmocka_unit_test(test_fork_inheritance),
         cmocka_unit_test(test_dag_dedup),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_walk_all),
