@@ -58,7 +58,7 @@ int cmd_cat(int argc, char **argv)
     const char *at = NULL;
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+a:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "a:h", longopts, NULL)) != -1) {
         if (opt == 'a') at = optarg;
         else if (opt == 'h') { printf("usage: %s\n", CAT_USAGE); return 0; }
         else return cli_usage(CAT_USAGE, "bad arguments");

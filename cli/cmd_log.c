@@ -45,7 +45,7 @@ int cmd_log(int argc, char **argv)
     struct log_ctx c = { 0 };
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
         if (opt == 'j') c.json = 1;
         else if (opt == 'h') { printf("usage: %s\n", LOG_USAGE); return 0; }
         else return cli_usage(LOG_USAGE, "bad arguments");

@@ -315,7 +315,7 @@ int cmd_restore(int argc, char **argv)
     const char *at = NULL, *out = NULL;
     int force = 0, opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+a:o:fh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "a:o:fh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'a': at = optarg; break;
         case 'o': out = optarg; break;

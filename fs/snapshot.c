@@ -85,6 +85,7 @@ struct snap_worker {
     pthread_t thread;
     pthread_cond_t wake;
     struct snap_job *head, *tail;
+    struct snap_job *batch;     /* jobs being run (not yet committed) */
 };
 
 struct snap_note {
@@ -224,6 +225,27 @@ static void snap_job_free(struct snap_job *j)
     free(j);
 }
 
+static int snap_has_path(const struct snap_job *list, const char *path)
+{
+    for (; list; list = list->next)
+        if (!strcmp(list->path, path))
+            return 1;
+    return 0;
+}
+
+/* A job's worker (caller holds snap.lock): its inode's.  An unlink
+ * tombstone has no inode, so it follows any job still queued or running for
+ * its path; otherwise it could commit before that path's last version and
+ * find nothing to bury. */
+static struct snap_worker *snap_worker_of(const struct snap_job *j)
+{
+    if (j->origin == CAT_ORIGIN_DELETED && !j->dev && !j->ino)
+        for (int i = 0; i < SNAP_WORKERS; i++)
+            if (snap_has_path(snap.w[i].head, j->path) || snap_has_path(snap.w[i].batch, j->path))
+                return &snap.w[i];
+    return &snap.w[snap_bucket(j->dev, j->ino) % SNAP_WORKERS];
+}
+
 /* Hand a job to its inode's worker.  Takes snap.lock. */
 static void snap_enqueue(struct snap_job *j)
 {
@@ -246,7 +268,7 @@ static void snap_enqueue(struct snap_job *j)
             e->ndirty = e->cap = 0;
         }
     }
-    struct snap_worker *w = &snap.w[snap_bucket(j->dev, j->ino) % SNAP_WORKERS];
+    struct snap_worker *w = snap_worker_of(j);
     if (w->tail)
         w->tail->next = j;
     else
@@ -535,9 +557,11 @@ static void *snap_worker(void *arg)
             w->tail = NULL;
         last->next = NULL;
         snap.stats.running += (uint64_t)n;
+        w->batch = jobs;
         pthread_mutex_unlock(&snap.lock);
         snap_run_batch(jobs);
         pthread_mutex_lock(&snap.lock);
+        w->batch = NULL;
         snap.stats.running -= (uint64_t)n;
         pthread_mutex_unlock(&snap.lock);
         snap_finish(jobs);
