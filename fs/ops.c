@@ -814,6 +814,14 @@ static void set_open_flags(struct fs_ctx *c, struct fuse_file_info *fi)
     fi->keep_cache = c->cache != FS_CACHE_NONE;
 }
 
+/* Open flags for the backing file.  O_DIRECT is dropped: libfuse's request
+ * buffers are not aligned for it (EINVAL), and the kernel already bypasses
+ * its cache for the FUSE file; the backing page cache stays coherent. */
+static int backing_flags(int flags)
+{
+    return flags & ~(O_DIRECT | O_NOCTTY);
+}
+
 static int is_write_open(int flags)
 {
     return (flags & O_ACCMODE) != O_RDONLY;
@@ -835,7 +843,7 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
         fuse_reply_err(req, -pfd);
         return;
     }
-    int fd = openat(pfd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOCTTY,
+    int fd = openat(pfd, name, backing_flags(fi->flags) | O_CREAT | O_CLOEXEC,
                     mode & 07777);
     int rc = fd < 0 ? -errno : set_owner(req, pfd, name, fd, S_IFREG, mode);
     if (rc == 0)
@@ -877,7 +885,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         snap_before_change(c, n);
     if (fi->flags & O_TRUNC)
         snap_write_begin(n->dev, n->ino, 0, UINT64_MAX);
-    int fd = ino_open(c->tab, n, fi->flags);
+    int fd = ino_open(c->tab, n, backing_flags(fi->flags));
     if (fd < 0) {
         fuse_reply_err(req, -fd);
         return;

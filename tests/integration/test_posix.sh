@@ -186,6 +186,11 @@ PY
 check_eq "mmap MAP_SHARED writes reach the file (1)" "hello" "$(dd if="$ws/mm" bs=1 skip=100 count=5 2>/dev/null)"
 check_eq "mmap MAP_SHARED writes reach the file (2)" "world" "$(dd if="$ws/mm" bs=1 skip=60000 count=5 2>/dev/null)"
 
+dd if="$ws.rand" of="$ws/direct" bs=65536 count=16 oflag=direct status=none
+check_eq "O_DIRECT write" 1048576 "$(stat -c %s "$ws/direct")"
+check "O_DIRECT read returns what was written" \
+    cmp -s <(head -c 1048576 "$ws.rand") <(dd if="$ws/direct" bs=65536 iflag=direct status=none)
+
 python3 - "$ws/gone" <<'PY' > "$ws.helper"
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
@@ -270,7 +275,7 @@ check_eq "rename to .provfs at the root is EPERM" "Operation not permitted" "$(m
 check_eq "rename from .provfs is ENOENT" "No such file or directory" "$(mkop rename_from "$ws/.provfs" "$ws/x")"
 check_eq "unlink .provfs is ENOENT" "No such file or directory" "$(mkop unlink "$ws/.provfs")"
 check_eq "rmdir .provfs is ENOENT" "No such file or directory" "$(mkop rmdir "$ws/.provfs")"
-check_eq ".prov is reserved at the root" "Operation not permitted" "$(mkop mkdir "$ws/.prov")"
+check_eq ".prov (the virtual tree) cannot be made at the root" "File exists" "$(mkop mkdir "$ws/.prov")"
 check_eq ".provfs below the root is an ordinary name" "ok" "$(mkop mkdir "$ws/xd/.provfs")"
 
 # ---- statfs ----------------------------------------------------------------
