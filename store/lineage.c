@@ -517,7 +517,10 @@ static int lin_load_written(struct lin_ctx *c, size_t pi)
         if ((rc = lin_file(c, w.a[i].file_id, &f)))
             break;
         long k = lin_find_vno(f, w.a[i].vno);
-        if (k >= 0 && f->v.a[k].writer == c->procs.a[pi].id) {
+        /* only writes: a rename, link or unlink also names its process as
+         * writer, but derives from its source alone (lin_inputs) */
+        if (k >= 0 && f->v.a[k].writer == c->procs.a[pi].id &&
+            f->v.a[k].origin == CAT_ORIGIN_WRITTEN) {
             w.a[i].seq = f->v.a[k].seq;
             w.a[keep++] = w.a[i];
         }

@@ -130,8 +130,8 @@ static void build(void)
     ver("b", 8, CAT_ORIGIN_WRITTEN, 1, NULL, 0);
     ev(9, CAP_OPEN_READ, 1, "c");
     ev2(10, CAP_RENAME, 5, "b", "g", 0);
-    ver("b", 11, CAT_ORIGIN_DELETED, 0, NULL, 0);
-    ver("g", 11, CAT_ORIGIN_RENAMED, 0, "b", 1);
+    ver("b", 11, CAT_ORIGIN_DELETED, 5, NULL, 0);   /* p5 renamed b to g */
+    ver("g", 11, CAT_ORIGIN_RENAMED, 5, "b", 1);
     ev(12, CAP_OPEN_READ, 5, "g");
     ev(13, CAP_CREATE, 5, "h");
     ver("h", 14, CAT_ORIGIN_WRITTEN, 5, NULL, 0);
