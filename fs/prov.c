@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,11 @@ struct pnode {
     size_t hnext;               /* next index in the vpath hash chain */
 };
 
+/* An open .prov file.  Reference-counted: a read still replying when the
+ * handle is released (the kernel abandons a request whose caller died,
+ * then releases) must not see its buffer freed under it. */
 struct pfile {
+    atomic_int refs;
     char *buf;                  /* generated content, or NULL       */
     size_t len;
     int data;                   /* stream `id` from the store       */
@@ -850,6 +855,8 @@ static void w_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     struct pfile *f = calloc(1, sizeof *f);
     int rc = f ? 0 : -ENOMEM;
+    if (f)
+        atomic_init(&f->refs, 1);
     struct cat_reader *rd;
     struct cat_version v;
     if (!rc && n->kind == PK_HASHFILE) {
@@ -880,6 +887,14 @@ static void w_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
 }
 
+static void prov_file_put(struct pfile *f)
+{
+    if (atomic_fetch_sub(&f->refs, 1) == 1) {
+        free(f->buf);
+        free(f);
+    }
+}
+
 static void w_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
@@ -888,18 +903,20 @@ static void w_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     struct pfile *f = (struct pfile *)(uintptr_t)fi->fh;
+    atomic_fetch_add(&f->refs, 1);
     if (!f->data) {
         size_t o = (size_t)off < f->len ? (size_t)off : f->len;
         fuse_reply_buf(req, f->buf + o, size < f->len - o ? size : f->len - o);
-        return;
+    } else {
+        char *buf = malloc(size ? size : 1);
+        ssize_t n = buf ? content_pread(pv.st, f->id, buf, size, (uint64_t)off) : -ENOMEM;
+        if (n < 0)
+            fuse_reply_err(req, (int)-n);
+        else
+            fuse_reply_buf(req, buf, (size_t)n);
+        free(buf);
     }
-    char *buf = malloc(size ? size : 1);
-    ssize_t n = buf ? content_pread(pv.st, f->id, buf, size, (uint64_t)off) : -ENOMEM;
-    if (n < 0)
-        fuse_reply_err(req, (int)-n);
-    else
-        fuse_reply_buf(req, buf, (size_t)n);
-    free(buf);
+    prov_file_put(f);
 }
 
 static void w_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *b, off_t off,
@@ -914,9 +931,7 @@ static void w_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pv.inner->release(req, ino, fi);
         return;
     }
-    struct pfile *f = (struct pfile *)(uintptr_t)fi->fh;
-    free(f->buf);
-    free(f);
+    prov_file_put((struct pfile *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 
