@@ -71,6 +71,10 @@ unit: $(UNIT_BIN) $(SAN)/provfs
 check: $(UNIT_BIN) $(SAN)/provfs provfs
 	PROVFS=$(CURDIR)/$(SAN)/provfs UNIT_DIR=$(CURDIR)/$(SAN)/tests tests/run
 
+# The content-store benchmark driver (scripts/bench-store).
+$(REL)/bench-store: $(REL)/tests/bench/bench_store.o $(REL)/libprovfs.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
 install: provfs
 	install -D -m 0755 provfs $(DESTDIR)$(PREFIX)/bin/provfs
 	install -D -m 0644 man/provfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/provfs.1
