@@ -41,8 +41,9 @@ san_obj = $(patsubst %.c,$(SAN)/%.o,$(1))
 .PHONY: all check unit integration install clean demo bench fuzz
 all: provfs
 
+# Copy then rename: replaces the binary even while a daemon runs it.
 provfs: $(REL)/provfs
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(REL)/libprovfs.a: $(call rel_obj,$(LIB_SRC))
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^

@@ -25,9 +25,12 @@
 #include "common/log.h"
 #include "fs/capture.h"
 #include "fs/fspol.h"
+#include "fs/snapshot.h"
 #include "store/catalog.h"
 #include "store/content.h"
 #include "store/json.h"
+#include "store/lineage.h"
+#include "store/lineage_render.h"
 #include "store/render.h"
 #include "store/store.h"
 
@@ -84,7 +87,23 @@ static struct {
     uint64_t start_ns;          /* time of everything without a time of its own */
 } pv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static const char *const prov_meta_names[] = { "log", "versions", NULL };
+/* Per-file metadata; lineage.* are the ancestors of the current version,
+ * impact.* its descendants, in each renderer's format. */
+static const struct {
+    const char *name;
+    int down;
+    enum lineage_format fmt;
+} prov_graphs[] = {
+    { "lineage.txt", 0, LINEAGE_FMT_TEXT },  { "lineage.json", 0, LINEAGE_FMT_JSON },
+    { "lineage.prov.json", 0, LINEAGE_FMT_PROV_JSON }, { "lineage.dot", 0, LINEAGE_FMT_DOT },
+    { "impact.txt", 1, LINEAGE_FMT_TEXT },   { "impact.json", 1, LINEAGE_FMT_JSON },
+};
+#define PROV_NGRAPHS (sizeof prov_graphs / sizeof prov_graphs[0])
+
+static const char *const prov_meta_names[] = {
+    "log", "versions", "lineage.txt", "lineage.json", "lineage.prov.json", "lineage.dot",
+    "impact.txt", "impact.json", NULL
+};
 
 /* --- nodes -------------------------------------------------------------- */
 
@@ -340,6 +359,8 @@ static const char prov_readme[] =
 "  tree/PATH/log                the versions of PATH, newest first\n"
 "  tree/PATH/versions/N         the content of version N (sha256sum = its id)\n"
 "  tree/PATH/versions/N.json    the metadata of version N\n"
+"  tree/PATH/lineage.{txt,json,prov.json,dot}  where the current version came from\n"
+"  tree/PATH/impact.{txt,json}  what was made from it\n"
 "\n"
 "A version's files have the owner, group and read permissions the file had,\n"
 "so only those who could read the file can read its versions.\n";
@@ -456,6 +477,32 @@ static int prov_render_version_json(struct cat_reader *rd, const struct pnode *n
     return 0;
 }
 
+/* lineage.* / impact.*: the graph of the current version, as the CLI's
+ * `provfs lineage [--down] --format F PATH` renders it (same walk, same
+ * renderer; the scope is the policy's). */
+static int prov_render_graph(struct cat_reader *rd, const struct pnode *n, FILE *f)
+{
+    struct cat_version v;
+    struct lineage_graph *g = NULL;
+    enum lineage_scope scope = LINEAGE_SCOPE_PROCESS;
+    struct pol *p = fspol_get();
+    if (p && pol_scope(p) == POL_SCOPE_JOB)
+        scope = LINEAGE_SCOPE_JOB;
+    pol_free(p);
+    for (size_t i = 0; i < PROV_NGRAPHS; i++) {
+        if (strcmp(n->leaf, prov_graphs[i].name))
+            continue;
+        int rc = cat_version_get(rd, n->id, 0, &v);
+        if (!rc)
+            rc = lineage_walk(rd, v.file_id, v.vno, prov_graphs[i].down, -1, scope, &g);
+        if (!rc)
+            rc = lineage_render(f, rd, g, prov_graphs[i].fmt);
+        lineage_graph_free(g);
+        return rc;
+    }
+    return -ENOENT;
+}
+
 /* Render a generated file into f. */
 static int prov_render(struct cat_reader *rd, const struct pnode *n, FILE *f)
 {
@@ -472,10 +519,12 @@ static int prov_render(struct cat_reader *rd, const struct pnode *n, FILE *f)
     }
     case PK_PROCFILE:
         return prov_render_procfile(rd, n, f);
-    case PK_META: {
-        struct prov_logctx c = { f, rd, 0 };
-        return cat_versions_scan(rd, n->id, 1, prov_log_line, &c);
-    }
+    case PK_META:
+        if (!strcmp(n->leaf, "log")) {
+            struct prov_logctx c = { f, rd, 0 };
+            return cat_versions_scan(rd, n->id, 1, prov_log_line, &c);
+        }
+        return prov_render_graph(rd, n, f);
     case PK_VJSON:
         return prov_render_version_json(rd, n, f);
     default:
@@ -656,9 +705,9 @@ static int prov_list(struct cat_reader *rd, const struct pnode *n, struct pdir *
         return rc;
     case PK_TREE:
         if (n->path[0] && prov_tree_exists(rd, n->path, &id, &is_file) && is_file) {
-            rc = prov_dir_add(d, "log", 3, S_IFREG);
-            if (!rc)
-                rc = prov_dir_add(d, "versions", 8, S_IFDIR);
+            for (int i = 0; prov_meta_names[i] && !rc; i++)
+                rc = prov_dir_add(d, prov_meta_names[i], strlen(prov_meta_names[i]),
+                                  strcmp(prov_meta_names[i], "versions") ? S_IFREG : S_IFDIR);
         }
         return rc ? rc : cat_path_children(rd, n->path, prov_list_tree_child, d);
     case PK_VERSIONS:
@@ -693,6 +742,16 @@ static void prov_reply_entry(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_entry(req, &e);
 }
 
+/* .prov shows what was done before it was asked: versions and events
+ * queued before this request are committed first (bounded: only work
+ * queued before the call).  Neither queue waits on FUSE, so a FUSE thread
+ * may wait for them. */
+static void prov_settle(void)
+{
+    snap_flush();
+    cap_flush();
+}
+
 static void w_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (parent == FUSE_ROOT_ID && !strcmp(name, PROV_NAME)) {
@@ -707,6 +766,7 @@ static void w_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct pnode *par = prov_node(parent), t;
     struct cat_reader *rd;
     char vpath[PATH_MAX + 64], buf[PATH_MAX];
+    prov_settle();
     memset(&t, 0, sizeof t);
     int rc = par ? cat_read_begin(pv.st, &rd) : -ENOENT;
     if (!rc) {
@@ -853,6 +913,7 @@ static void w_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EROFS);
         return;
     }
+    prov_settle();
     struct pfile *f = calloc(1, sizeof *f);
     int rc = f ? 0 : -ENOMEM;
     if (f)
@@ -949,6 +1010,7 @@ static void w_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pv.inner->opendir(req, ino, fi);
         return;
     }
+    prov_settle();
     struct pnode *n = prov_node(ino);
     struct pdir *d = calloc(1, sizeof *d);
     struct cat_reader *rd;

@@ -102,6 +102,7 @@ static struct {
     pthread_cond_t changed;     /* an inode's inflight count dropped, or queue space */
     struct snap_worker w[SNAP_WORKERS];
     size_t queued;
+    uint64_t enqueued, finished;    /* totals, for snap_flush's target */
     struct snap_ino *tab[SNAP_BUCKETS];
     size_t nino;
     struct snap_stats stats;
@@ -275,6 +276,7 @@ static void snap_enqueue(struct snap_job *j)
         w->head = j;
     w->tail = j;
     snap.queued++;
+    snap.enqueued++;
     snap.stats.queued++;
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&snap.lock);
@@ -523,6 +525,7 @@ static void snap_finish(struct snap_job *jobs)
             }
         }
         snap.queued--;
+        snap.finished++;
         if (j->err)
             snap.stats.failed++;
         else
@@ -642,8 +645,15 @@ void snap_created(const struct snap_file *f)
         return;
     pthread_mutex_lock(&snap.lock);
     struct snap_ino *e = snap_ino_get(f->dev, f->ino);
-    if (e)
+    if (e) {
+        /* The inode number may be a deleted file's, recycled: what was
+         * remembered about that file (its last content, dirty ranges) must
+         * not become the base of this one's incremental snapshot. */
         e->known = 1;
+        e->has_last = 0;
+        e->full = 1;
+        e->ndirty = 0;
+    }
     pthread_mutex_unlock(&snap.lock);
 }
 
@@ -869,8 +879,11 @@ void snap_stop(void)
 
 int snap_flush(void)
 {
+    /* Everything queued before the call, not "until idle": a steady
+     * stream of new snapshots cannot keep the caller waiting. */
     pthread_mutex_lock(&snap.lock);
-    while (snap.running && snap.queued)
+    uint64_t target = snap.enqueued;
+    while (snap.running && snap.finished < target)
         pthread_cond_wait(&snap.changed, &snap.lock);
     pthread_mutex_unlock(&snap.lock);
     return 0;

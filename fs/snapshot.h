@@ -84,7 +84,7 @@ int snap_scan(void (*progress)(void *ctx, uint64_t done, uint64_t total), void *
 void snap_note_restore(uint64_t proc_id, const char *path, const char *src_path,
                        uint32_t src_vno);
 
-/* Wait until every snapshot queued so far is committed. */
+/* Wait until every snapshot queued before the call is committed. */
 int snap_flush(void);
 
 struct snap_stats {

@@ -15,7 +15,6 @@ echo v1 > models/model.pkl
 echo secret > models/private.pkl
 chmod 600 models/private.pkl
 echo again >> models/private.pkl
-"$P" status >/dev/null    # sync: versions are committed
 
 check ".prov is not listed by readdir of the root" bash -c "! ls -a '$ws' | grep -qx .prov"
 check ".prov is reachable by name" test -d .prov
@@ -51,6 +50,16 @@ check "grep -r across .prov/processes finds the writer's command line" grep -rqa
 check "by-hash serves a content by its id" bash -c "[ \"\$(sha256sum < .prov/by-hash/$id2 | cut -d' ' -f1)\" = $id2 ]"
 check "events are JSON lines" python3 -c 'import json,sys; [json.loads(l) for l in open(".prov/events/1-10000.jsonl")]'
 check "processes/ID/info.json parses" bash -c 'for d in .prov/processes/*/; do python3 -c "import json,sys; json.load(open(sys.argv[1]))" $d/info.json || exit 1; done'
+
+# lineage and impact: the same renderer as the CLI
+check "diff <(provfs lineage --json P) .prov/tree/P/lineage.json prints nothing" \
+    bash -c "diff <('$P' lineage --json models/model.pkl) .prov/tree/models/model.pkl/lineage.json"
+check "lineage.txt equals provfs lineage" bash -c "diff <('$P' lineage models/model.pkl) .prov/tree/models/model.pkl/lineage.txt"
+check "impact.json equals provfs lineage --down --json" \
+    bash -c "diff <('$P' lineage --down --json data/raw.csv) .prov/tree/data/raw.csv/impact.json"
+check "the model's lineage names the raw data it was made from" grep -q 'data/raw.csv@1' .prov/tree/models/model.pkl/lineage.txt
+check "lineage.dot renders with dot -Tsvg" bash -c "dot -Tsvg .prov/tree/models/model.pkl/lineage.dot | grep -q '<svg'"
+check "lineage.prov.json parses with python3-prov" python3 -c 'import prov.model as m; m.ProvDocument.deserialize(open(".prov/tree/models/model.pkl/lineage.prov.json"), format="json")'
 
 # permissions: another user is denied a version of a 0600 file
 pv=.prov/tree/models/private.pkl/versions
