@@ -81,6 +81,7 @@ struct content_batch {
     size_t npe, cappe;
     ZSTD_CCtx *zc[WORKPOOL_MAX];    /* one per worker, made on first use */
     unsigned nthreads;
+    struct workpool *pool;          /* made at the first flush; NULL = 1 */
     uint8_t *win, *arena;           /* read window; compressed outputs */
     struct wchunk *wc;              /* chunks cut, not yet processed */
     size_t nwc, capwc;
@@ -259,6 +260,7 @@ static void batch_free(struct content_batch *b)
     free(b->pc);
     free(b->set);
     free(b->pe);
+    workpool_destroy(b->pool);
     for (unsigned i = 0; i < WORKPOOL_MAX; i++)
         ZSTD_freeCCtx(b->zc[i]);
     free(b->win);
@@ -394,7 +396,10 @@ static int ingest_flush(struct ingest *g)
     struct content_batch *b = g->b;
     size_t off = 0;
     int rc = 0;
-    workpool_run(b->nthreads, b->nwc, work_hash, b);
+    if (!b->pool && b->nthreads > 1 && b->nwc > 1 &&
+        workpool_create(&b->pool, b->nthreads))
+        b->nthreads = 1;    /* no memory for a pool: work alone */
+    workpool_run(b->pool, b->nwc, work_hash, b);
     for (size_t i = 0; !rc && i < b->nwc; i++) {
         struct wchunk *w = &b->wc[i];
         rc = ingest_add_entry(g, w->id, w->len);
@@ -409,7 +414,7 @@ static int ingest_flush(struct ingest *g)
         off += w->is_new ? ZSTD_compressBound(w->len) : 0;
     }
     if (!rc)
-        workpool_run(b->nthreads, b->nwc, work_compress, b);
+        workpool_run(b->pool, b->nwc, work_compress, b);
     for (size_t i = 0; !rc && i < b->nwc; i++)
         if (b->wc[i].is_new)
             rc = store_chunk(b, &b->wc[i]);

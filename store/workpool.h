@@ -1,10 +1,14 @@
 /*
- * workpool.h - run a loop body on several threads: fn(ctx, i, worker) for
- * every i in [0, n), items handed out one at a time, worker in
- * [0, nthreads) so the body can use per-worker scratch (a compression
- * context).  The calling thread is worker 0; the others are started for the
- * call and joined before it returns (a few tens of microseconds, paid per
- * 4 MiB of ingest, so a persistent pool would buy nothing measurable).
+ * workpool.h - a few helper threads for a loop body: workpool_run() calls
+ * fn(ctx, i, worker) for every i in [0, n), items handed out one at a time,
+ * worker in [0, nthreads) so the body can keep per-worker scratch (a
+ * compression context).
+ *
+ * The calling thread works too, and it never waits for a helper that has
+ * not claimed an item: on a loaded machine a helper that is slow to be
+ * scheduled costs nothing (the run degrades to one thread), instead of
+ * stalling every run on a wake-up, which is what a fork-join per run did.
+ * Helpers live as long as the pool (one per ingest batch).
  */
 #ifndef STORE_WORKPOOL_H
 #define STORE_WORKPOOL_H
@@ -13,10 +17,18 @@
 
 #define WORKPOOL_MAX 8
 
-void workpool_run(unsigned nthreads, size_t n,
+struct workpool;
+
+/* nthreads counts the caller; 1 (or a failure to start any helper) gives a
+ * pool that runs everything in the caller.  Returns 0 or -ENOMEM. */
+int workpool_create(struct workpool **out, unsigned nthreads);
+void workpool_destroy(struct workpool *p);
+
+/* p may be NULL: then the loop simply runs here, as worker 0. */
+void workpool_run(struct workpool *p, size_t n,
                   void (*fn)(void *ctx, size_t i, unsigned worker), void *ctx);
 
-/* Threads worth using here: online CPUs, at most WORKPOOL_MAX. */
+/* Threads worth using: online CPUs, at most WORKPOOL_MAX. */
 unsigned workpool_default_threads(void);
 
 #endif
