@@ -70,7 +70,10 @@ struct fs_file {
     int fd;
     int write_open;             /* opened for writing: report CLOSE_WRITE */
     atomic_int wrote;           /* data changed through this handle       */
-    int created;                /* made by this open: a version at release */
+    int created;                /* made by this open                     */
+    int truncated;              /* opened with O_TRUNC                   */
+    int versioned;              /* a version was queued through it       */
+    int closed_once;            /* a close-write event was recorded      */
     uint64_t proc;              /* capture's id of the opener             */
     struct ino_node *node;      /* pinned until release                   */
 };
@@ -908,7 +911,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         f->proc = capture(req, w ? CAP_OPEN_WRITE : CAP_OPEN_READ, path, NULL,
                           (uint64_t)fi->flags);
         if (w && (fi->flags & O_TRUNC)) {
-            mark_wrote(f);
+            f->truncated = 1;
             capture(req, CAP_TRUNCATE, path, NULL, 0);
         }
     }
@@ -950,25 +953,54 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_write(req, (size_t)r);
 }
 
+/* A close of a handle that changed the file: record the close and queue
+ * the version.
+ *
+ * Called at FLUSH, which close(2) waits for: RELEASE alone is not enough,
+ * because the kernel sends it after close() returned, so the next
+ * open(O_TRUNC) could overtake it and a version be lost.  A flush queues a
+ * version only if data was written through the handle since the previous
+ * close, so a shell's redirection (open, dup2, close of the spare
+ * descriptor, then the writes) makes one version, not an empty one first.
+ * RELEASE (last) catches the rest: writes after the last close (mmap
+ * writeback), and a file created or truncated through the handle that got
+ * no version through it. */
+static void close_write(struct fs_ctx *c, struct fs_file *f, int last)
+{
+    int changed = atomic_exchange(&f->wrote, 0) ||
+                  (last && (f->created || f->truncated) && !f->versioned);
+    if (!changed && !(last && !f->closed_once))
+        return;
+    /* A node with no known name (unlinked, replaced) has no path to
+     * snapshot: nothing to report. */
+    char path[PATH_MAX];
+    if (ino_path(c->tab, f->node, path, sizeof(path)) < 0)
+        return;
+    f->closed_once = 1;
+    cap_event_proc(f->proc, CAP_CLOSE_WRITE, path, NULL, (uint64_t)changed);
+    if (changed) {
+        f->versioned = 1;
+        struct snap_file sf = snap_of(f->node, path, f->proc);
+        snap_release(&sf, snap_fd(c, f->node));
+    }
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs_file *f = file_of(fi);
+    if (f->write_open)
+        close_write(ctx_of(req), f, 0);
+    fuse_reply_err(req, 0);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
     struct fs_ctx *c = ctx_of(req);
     struct fs_file *f = file_of(fi);
     close(f->fd);
-    if (f->write_open) {
-        /* A node with no known name (unlinked, replaced) has no path to
-         * snapshot: nothing to report. */
-        char path[PATH_MAX];
-        int changed = atomic_load(&f->wrote) || f->created;
-        if (ino_path(c->tab, f->node, path, sizeof(path)) >= 0) {
-            cap_event_proc(f->proc, CAP_CLOSE_WRITE, path, NULL, (uint64_t)changed);
-            if (changed) {
-                struct snap_file sf = snap_of(f->node, path, f->proc);
-                snap_release(&sf, snap_fd(c, f->node));
-            }
-        }
-    }
+    if (f->write_open)
+        close_write(c, f, 1);
     ino_unref(c->tab, f->node);
     free(f);
     fuse_reply_err(req, 0);
@@ -1330,10 +1362,9 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .create          = op_create,
     .read            = op_read,
     .write_buf       = op_write_buf,
-    /* No .flush, on purpose: writes reach the backing file synchronously
-     * (no writeback cache) and locks are the kernel's, so close() has
-     * nothing to flush or unlock.  Without the op the kernel learns ENOSYS
-     * once and stops sending FLUSH: one round trip less per close(). */
+    /* FLUSH costs a round trip per close(), but it is the one moment the
+     * closing process waits for: versions are queued there (close_write). */
+    .flush           = op_flush,
     .release         = op_release,
     .fsync           = op_fsync,
     .opendir         = op_opendir,
