@@ -24,6 +24,8 @@
 #include "store/content_int.h"
 #include "store/store_int.h"
 
+size_t maint_ref_batch = MAINT_REF_BATCH;
+
 int maint_version_stored(const struct cat_version *v)
 {
     return v->origin != CAT_ORIGIN_DELETED &&
@@ -329,10 +331,11 @@ static int mchk_refs(struct mchk *c)
     uint64_t nver = maint_entries(c->rd, DB_VERSIONS);
     uint8_t from[32] = { 0 };
     int rc = 0;
-    c->cap = ncontents < MAINT_REF_BATCH ? (size_t)ncontents + 1 : MAINT_REF_BATCH;
+    size_t batch = maint_ref_batch ? maint_ref_batch : 1;
+    c->cap = ncontents < batch ? (size_t)ncontents + 1 : batch;
     if (!(c->slice = malloc(c->cap * sizeof *c->slice)))
         return pv_err(-ENOMEM, "out of memory");
-    uint64_t passes = ncontents / MAINT_REF_BATCH + 1;
+    uint64_t passes = ncontents / (maint_ref_batch ? maint_ref_batch : 1) + 1;
     mchk_phase(c, "references", nver * passes);
     for (int first = 1; !rc; first = 0) {
         if ((rc = mchk_load_slice(c, from, first)) || !c->nslice)

@@ -23,6 +23,8 @@
 struct store;
 
 #define MAINT_REF_BATCH (256u * 1024)
+/* Contents per slice of the reference cross-check (tests lower it). */
+extern size_t maint_ref_batch;
 
 /* 1 if v holds a reference on stored content. */
 int maint_version_stored(const struct cat_version *v);
