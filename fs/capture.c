@@ -123,16 +123,23 @@ static struct cap_proc *cap_proc_slot(pid_t tgid, uint64_t start)
 /* The tables never delete single entries (open addressing); when one is
  * 3/4 full it is cleared.  Entries are cheap to rebuild: the catalog knows
  * every committed process, so drain first to make sure it knows them. */
-static void cap_tables_trim(void)
+/* Wait until everything queued so far is committed (caller holds
+ * cap.lock; the wait releases it). */
+static void cap_drain_locked(void)
 {
-    if (cap.thr_n < CAP_TABLE_MAX / 4 * 3 && cap.procs_n < CAP_TABLE_MAX / 4 * 3)
-        return;
     uint64_t target = cap.pushed;
     cap.flushing++;
     pthread_cond_signal(&cap.wake);
     while (cap.committed < target && cap.running)
         pthread_cond_wait(&cap.done, &cap.lock);
     cap.flushing--;
+}
+
+static void cap_tables_trim(void)
+{
+    if (cap.thr_n < CAP_TABLE_MAX / 4 * 3 && cap.procs_n < CAP_TABLE_MAX / 4 * 3)
+        return;
+    cap_drain_locked();
     memset(cap.thr, 0, CAP_TABLE_MAX * sizeof *cap.thr);
     memset(cap.procs, 0, CAP_TABLE_MAX * sizeof *cap.procs);
     cap.thr_n = cap.procs_n = 0;
@@ -694,12 +701,7 @@ uint64_t cap_tick(void)
 int cap_flush(void)
 {
     pthread_mutex_lock(&cap.lock);
-    uint64_t target = cap.pushed;
-    cap.flushing++;
-    pthread_cond_signal(&cap.wake);
-    while (cap.committed < target && cap.running)
-        pthread_cond_wait(&cap.done, &cap.lock);
-    cap.flushing--;
+    cap_drain_locked();
     pthread_mutex_unlock(&cap.lock);
     return 0;
 }

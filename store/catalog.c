@@ -19,11 +19,13 @@
 #include "store/catalog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "fs/capture.h"         /* op values, for the lineage 'U' index only */
 #include "store/codec.h"
 #include "store/store_int.h"
 
@@ -71,6 +73,7 @@ static int cat_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn,
 static int cat_index_proc(struct store *st, MDB_txn *txn, const struct cat_proc *p);
 static int cat_index_image(struct store *st, MDB_txn *txn, const struct cat_image *im);
 static int cat_index_version(struct store *st, MDB_txn *txn, const struct cat_version *v);
+static int cat_index_event(struct store *st, MDB_txn *txn, const struct cat_event *e);
 
 /* --- encoding ---------------------------------------------------------- */
 
@@ -286,7 +289,7 @@ static int cat_commit_event(struct store *st, MDB_txn *txn, struct cbuf *b,
         rc = cat_put_index(txn, st->dbi[DB_FILEEVENTS], e.file_id, e.seq);
     if (!rc && e.file2_id)
         rc = cat_put_index(txn, st->dbi[DB_FILEEVENTS], e.file2_id, e.seq);
-    return rc;
+    return rc ? rc : cat_index_event(st, txn, &e);
 }
 
 static int cat_add_gaps(struct store *st, MDB_txn *txn, uint64_t n)
@@ -404,30 +407,31 @@ int cat_proc_find(struct cat_reader *rd, const uint8_t boot_id[16],
     return 0;
 }
 
-int cat_proc_get(struct cat_reader *rd, uint64_t id, struct cat_proc *out)
+/* The record keyed by a u64 in db; -ENOENT (with "no <what> <id>") if absent. */
+static int cat_get_u64(struct cat_reader *rd, enum store_db db, uint64_t id,
+                       MDB_val *v, const char *what)
 {
     uint8_t key[8];
     be64_put(key, id);
-    MDB_val k = { 8, key }, v;
-    int rc = mdb_get(rd->txn, rd->st->dbi[DB_PROCS], &k, &v);
+    MDB_val k = { 8, key };
+    int rc = mdb_get(rd->txn, rd->st->dbi[db], &k, v);
     if (rc == MDB_NOTFOUND)
-        return pv_err(-ENOENT, "no process p%llu", (unsigned long long)id);
-    if (rc)
-        return store_mdb_err(rc, "reading a process");
-    return cat_dec_proc(id, &v, out);
+        return pv_err(-ENOENT, "no %s %llu", what, (unsigned long long)id);
+    return rc ? store_mdb_err(rc, what) : 0;
+}
+
+int cat_proc_get(struct cat_reader *rd, uint64_t id, struct cat_proc *out)
+{
+    MDB_val v;
+    int rc = cat_get_u64(rd, DB_PROCS, id, &v, "process");
+    return rc ? rc : cat_dec_proc(id, &v, out);
 }
 
 int cat_event_get(struct cat_reader *rd, uint64_t seq, struct cat_event *out)
 {
-    uint8_t key[8];
-    be64_put(key, seq);
-    MDB_val k = { 8, key }, v;
-    int rc = mdb_get(rd->txn, rd->st->dbi[DB_EVENTS], &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return pv_err(-ENOENT, "no event %llu", (unsigned long long)seq);
-    if (rc)
-        return store_mdb_err(rc, "reading an event");
-    return cat_dec_event(seq, &v, out);
+    MDB_val v;
+    int rc = cat_get_u64(rd, DB_EVENTS, seq, &v, "event");
+    return rc ? rc : cat_dec_event(seq, &v, out);
 }
 
 /* Walk keys of `dbi` starting at `start` (klen bytes) while the first
@@ -571,14 +575,10 @@ int cat_path_events(struct cat_reader *rd, const char *path, cat_event_cb fn, vo
 
 int cat_file_path(struct cat_reader *rd, uint64_t id, struct cat_str *path)
 {
-    uint8_t key[8];
-    be64_put(key, id);
-    MDB_val k = { 8, key }, v;
-    int rc = mdb_get(rd->txn, rd->st->dbi[DB_FILES], &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return pv_err(-ENOENT, "no file %llu", (unsigned long long)id);
+    MDB_val v;
+    int rc = cat_get_u64(rd, DB_FILES, id, &v, "file");
     if (rc)
-        return store_mdb_err(rc, "reading a file record");
+        return rc;
     struct cread r;
     cread_init(&r, v.mv_data, v.mv_size);
     *path = cat_get_str(&r);
@@ -903,9 +903,15 @@ int cat_event_decode(const MDB_val *k, const MDB_val *v, struct cat_event *out)
  *   'P' ident 0x00 fd(u8) proc(u64be)   a process had pipe `ident` as fd 0/1
  *   'G' boot16 pgid(u32be) proc(u64be)  process group members
  *   'W' writer(u64be) file(u64be) vno(u32be)   versions a process wrote
+ *   'U' file(u64be) seq(u64be) -> proc(u64be) op(u8) other(u64be) arg(u64be)
+ *        the events that can make a file's version an input: reads,
+ *        open-writes without O_TRUNC, and renames, links and restores
+ *        from it (other = the file derived)
  * They let the lineage walk go from a pipe to its other end, from a process
- * to its group, and from a process to what it wrote, without scans.  Stale
- * 'W' entries (versions removed by gc) are skipped by readers. */
+ * to its group, from a process to what it wrote, and from a version to its
+ * users, without scans and without reading the event log.  Stale 'W'
+ * entries (versions removed by gc) are skipped by readers.  The 'U' index
+ * is the one place the catalog interprets event ops (fs/capture.h). */
 
 #define CAT_IDENT_MAX 400
 
@@ -969,6 +975,51 @@ static int cat_index_version(struct store *st, MDB_txn *txn, const struct cat_ve
     return cat_put(txn, st->dbi[DB_LINEAGE], key, sizeof key, "", 0, 0, "indexing a writer");
 }
 
+/* Which file an event is a use of (0: none), and the other file. */
+static uint64_t cat_use_of(const struct cat_event *e, uint64_t *other)
+{
+    *other = 0;
+    switch (e->op) {
+    case CAP_OPEN_READ:
+        return e->file_id;
+    case CAP_OPEN_WRITE:
+        return (e->arg & O_TRUNC) ? 0 : e->file_id;
+    case CAP_RENAME: case CAP_LINK:
+        *other = e->file2_id;
+        return e->file_id;
+    case CAP_RESTORE:
+        *other = e->file_id;
+        return e->file2_id;
+    default:
+        return 0;
+    }
+}
+
+static int cat_index_event(struct store *st, MDB_txn *txn, const struct cat_event *e)
+{
+    uint64_t other, file = cat_use_of(e, &other);
+    if (!file || !store_has_db(st, DB_LINEAGE))
+        return 0;
+    uint8_t key[17], val[25];
+    key[0] = 'U';
+    be64_put(key + 1, file);
+    be64_put(key + 9, e->seq);
+    be64_put(val, e->proc_id);
+    val[8] = (uint8_t)e->op;
+    be64_put(val + 9, other);
+    be64_put(val + 17, e->arg);
+    return cat_put(txn, st->dbi[DB_LINEAGE], key, sizeof key, val, sizeof val, 0,
+                   "indexing a use");
+}
+
+static int cat_lin_bf_event(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_event e;
+    (void)arg;
+    int rc = cat_dec_event(be64_get(k->mv_data), v, &e);
+    return rc ? rc : cat_index_event(rd->st, rd->txn, &e);
+}
+
 /* Build the lineage indexes of a store written before they existed. */
 static int cat_lin_bf_proc(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
 {
@@ -1002,6 +1053,8 @@ int cat_lineage_index_build(struct store *st, MDB_txn *txn)
         rc = cat_walk(&rd, DB_IMAGES, NULL, 0, 0, cat_lin_bf_image, NULL);
     if (!rc)
         rc = cat_walk(&rd, DB_VERSIONS, NULL, 0, 0, cat_lin_bf_version, NULL);
+    if (!rc)
+        rc = cat_walk(&rd, DB_EVENTS, NULL, 0, 0, cat_lin_bf_event, NULL);
     return rc;
 }
 
@@ -1087,4 +1140,29 @@ int cat_file_events(struct cat_reader *rd, uint64_t file_id, uint64_t from_seq,
     be64_put(key, file_id);
     be64_put(key + 8, from_seq);
     return cat_walk(rd, DB_FILEEVENTS, key, 16, 8, cat_walk_index, &cb);
+}
+
+static int cat_walk_use(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct cat_cb *cb = arg;
+    const uint8_t *kp = k->mv_data, *vp = v->mv_data;
+    (void)rd;
+    if (v->mv_size < 25)
+        return pv_err(-EUCLEAN, "lineage index entry is corrupt");
+    struct cat_use u = { be64_get(kp + 9), be64_get(vp), be64_get(vp + 9), be64_get(vp + 17), vp[8] };
+    return ((cat_use_cb)cb->fn)(cb->ctx, &u);
+}
+
+int cat_file_uses(struct cat_reader *rd, uint64_t file_id, uint64_t from_seq,
+                  cat_use_cb fn, void *ctx)
+{
+    int rc = cat_need_lineage(rd);
+    if (rc)
+        return rc;
+    struct cat_cb cb = { (void *)fn, ctx };
+    uint8_t key[17];
+    key[0] = 'U';
+    be64_put(key + 1, file_id);
+    be64_put(key + 9, from_seq);
+    return cat_walk(rd, DB_LINEAGE, key, 17, 9, cat_walk_use, &cb);
 }
