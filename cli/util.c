@@ -12,6 +12,7 @@
 
 #include "cli/mounts.h"
 #include "common/err.h"
+#include "store/render.h"
 #include "store/store.h"
 
 /* Messages quote paths, which may hold newlines or control bytes: escape
@@ -132,32 +133,12 @@ int cli_ws_relpath(const struct cli_ws *ws, const char *arg, char *out, size_t l
 
 void cli_put_bytes(FILE *f, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '\n')
-            fputs("\\n", f);
-        else if (c == '\t')
-            fputs("\\t", f);
-        else if (c == '\\')
-            fputs("\\\\", f);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\x%02x", c);
-        else
-            fputc(c, f);    /* UTF-8 passes through; terminals render it */
-    }
+    render_text_bytes(f, p, n);
 }
 
 void cli_put_argv(FILE *f, const char *p, size_t n)
 {
-    while (n && p[n - 1] == 0)
-        n--;
-    for (size_t i = 0; i < n;) {
-        size_t len = strnlen(p + i, n - i);
-        if (i)
-            fputc(' ', f);
-        cli_put_bytes(f, p + i, len);
-        i += len + 1;
-    }
+    render_text_argv(f, p, n);
 }
 
 int cli_parse_time(const char *s, unsigned long long *ns)

@@ -27,24 +27,39 @@ void render_size(char *buf, size_t len, unsigned long long n)
         snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
-/* Write argv (NUL-separated) for a human: words separated by spaces,
- * control bytes escaped. */
-static void render_argv(FILE *f, struct cat_str a)
+void render_text_bytes(FILE *f, const char *p, size_t n)
 {
-    size_t n = a.n;
-    while (n && a.p[n - 1] == 0)
-        n--;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)a.p[i];
-        if (c == 0)
-            fputc(' ', f);
-        else if (c == '\n')
+        unsigned char c = (unsigned char)p[i];
+        if (c == '\n')
             fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c == '\\')
+            fputs("\\\\", f);
         else if (c < 0x20 || c == 0x7f)
             fprintf(f, "\\x%02x", c);
         else
-            fputc(c, f);
+            fputc(c, f);    /* UTF-8 passes through; terminals render it */
     }
+}
+
+void render_text_argv(FILE *f, const char *p, size_t n)
+{
+    while (n && p[n - 1] == 0)
+        n--;
+    for (size_t i = 0; i < n;) {
+        size_t len = strnlen(p + i, n - i);
+        if (i)
+            fputc(' ', f);
+        render_text_bytes(f, p + i, len);
+        i += len + 1;
+    }
+}
+
+static void render_argv(FILE *f, struct cat_str a)
+{
+    render_text_argv(f, a.p, a.n);
 }
 
 void render_proc_cmdline(FILE *f, struct cat_reader *rd, uint64_t proc_id)

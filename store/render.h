@@ -9,6 +9,13 @@
 
 #include "store/catalog.h"
 
+/* Bytes for people: printable text as is, newlines, tabs, backslashes and
+ * control bytes escaped (\n, \t, \\, \xNN), so a record stays on one line
+ * whatever a file is called. */
+void render_text_bytes(FILE *f, const char *p, size_t n);
+/* argv (NUL-separated) on one line, words separated by spaces. */
+void render_text_argv(FILE *f, const char *p, size_t n);
+
 /* Hex of a content id: all 64 digits, or the first 12 (short). */
 void render_id_hex(const uint8_t id[32], char *out, int short_form);
 
