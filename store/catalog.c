@@ -903,7 +903,7 @@ int cat_event_decode(const MDB_val *k, const MDB_val *v, struct cat_event *out)
  *   'P' ident 0x00 fd(u8) proc(u64be)   a process had pipe `ident` as fd 0/1
  *   'G' boot16 pgid(u32be) proc(u64be)  process group members
  *   'W' writer(u64be) file(u64be) vno(u32be)   versions a process wrote
- *   'U' file(u64be) seq(u64be) -> proc(u64be) op(u8) other(u64be) arg(u64be)
+ *   'U' file(u64be) seq(u64be) -> proc(u64be) op(u8) [other(u64be) arg(u64be)]
  *        the events that can make a file's version an input: reads,
  *        open-writes without O_TRUNC, and renames, links and restores
  *        from it (other = the file derived)
@@ -1008,8 +1008,9 @@ static int cat_index_event(struct store *st, MDB_txn *txn, const struct cat_even
     val[8] = (uint8_t)e->op;
     be64_put(val + 9, other);
     be64_put(val + 17, e->arg);
-    return cat_put(txn, st->dbi[DB_LINEAGE], key, sizeof key, val, sizeof val, 0,
-                   "indexing a use");
+    /* reads, the bulk of the index, need no other file and no arg */
+    size_t vn = other || e->op == CAP_RESTORE ? 25 : 9;
+    return cat_put(txn, st->dbi[DB_LINEAGE], key, sizeof key, val, vn, 0, "indexing a use");
 }
 
 static int cat_lin_bf_event(struct cat_reader *rd, const MDB_val *k, const MDB_val *v, void *arg)
@@ -1147,9 +1148,13 @@ static int cat_walk_use(struct cat_reader *rd, const MDB_val *k, const MDB_val *
     struct cat_cb *cb = arg;
     const uint8_t *kp = k->mv_data, *vp = v->mv_data;
     (void)rd;
-    if (v->mv_size < 25)
+    if (v->mv_size != 9 && v->mv_size != 25)
         return pv_err(-EUCLEAN, "lineage index entry is corrupt");
-    struct cat_use u = { be64_get(kp + 9), be64_get(vp), be64_get(vp + 9), be64_get(vp + 17), vp[8] };
+    struct cat_use u = { be64_get(kp + 9), be64_get(vp), 0, 0, vp[8] };
+    if (v->mv_size == 25) {
+        u.other_file = be64_get(vp + 9);
+        u.arg = be64_get(vp + 17);
+    }
     return ((cat_use_cb)cb->fn)(cb->ctx, &u);
 }
 

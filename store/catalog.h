@@ -209,6 +209,17 @@ int cat_pgid_procs(struct cat_reader *rd, const uint8_t boot_id[16], uint32_t pg
 /* Versions whose writer is proc_id (entries of versions gc removed may remain:
  * check with cat_version_get). */
 int cat_writer_versions(struct cat_reader *rd, uint64_t proc_id, cat_vref_cb cb, void *ctx);
+/* The uses of a file from logical time from_seq on, in order, without
+ * reading the event log: open-reads, open-writes without O_TRUNC, and
+ * renames, links (other_file = the new name) and restores (other_file =
+ * the file restored into, arg = the version restored) from it. */
+struct cat_use {
+    uint64_t seq, proc_id, other_file, arg;
+    uint32_t op;
+};
+typedef int (*cat_use_cb)(void *ctx, const struct cat_use *u);
+int cat_file_uses(struct cat_reader *rd, uint64_t file_id, uint64_t from_seq,
+                  cat_use_cb cb, void *ctx);
 /* Events touching a file from logical time from_seq on, in order. */
 int cat_file_events(struct cat_reader *rd, uint64_t file_id, uint64_t from_seq,
                     cat_event_cb cb, void *ctx);

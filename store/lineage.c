@@ -6,8 +6,8 @@
  * valid for the walk.  A walk keeps per-walk caches (each process's uses,
  * each file's version list, each writer's working set) so that a DAG in
  * which many versions share ancestors costs each shared fact once.  The
- * indexes used: procevents (a process's uses), fileevents (a file's users),
- * children, and DB_LINEAGE (pipe ends, process groups, writer -> versions).
+ * indexes used: procevents (a process's uses), children, and the lineage
+ * index (a file's uses, pipe ends, process groups, writer -> versions).
  */
 #include "store/lineage.h"
 
@@ -38,10 +38,13 @@ static int lin_grow(void **a, size_t *cap, size_t size)
     return 0;
 }
 
-/* A hash map from a pair of u64 to a size_t (open addressing). */
+/* A hash map from a pair of u64 to a size_t (open addressing).  A slot is
+ * in use when its gen equals the map's: clearing is gen++, not a memset,
+ * because a walk clears its per-query maps once per node. */
 struct lin_map {
-    struct lin_slot { uint64_t a, b; size_t val; int used; } *s;
+    struct lin_slot { uint64_t a, b; size_t val; uint32_t gen; } *s;
     size_t n, cap;
+    uint32_t gen;
 };
 
 static size_t lin_hash(uint64_t a, uint64_t b)
@@ -55,7 +58,7 @@ static size_t *lin_map_find(const struct lin_map *m, uint64_t a, uint64_t b)
     if (!m->cap)
         return NULL;
     for (size_t i = lin_hash(a, b) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->s[i].used)
+        if (m->s[i].gen != m->gen)
             return NULL;
         if (m->s[i].a == a && m->s[i].b == b)
             return &m->s[i].val;
@@ -67,11 +70,11 @@ static int lin_map_put(struct lin_map *m, uint64_t a, uint64_t b, size_t val);
 static int lin_map_rehash(struct lin_map *m)
 {
     struct lin_map nm = { calloc(m->cap ? m->cap * 2 : 64, sizeof *nm.s), 0,
-                          m->cap ? m->cap * 2 : 64 };
+                          m->cap ? m->cap * 2 : 64, 1 };
     if (!nm.s)
         return pv_err(-ENOMEM, "out of memory");
     for (size_t i = 0; i < m->cap; i++)
-        if (m->s[i].used)
+        if (m->s[i].gen == m->gen)
             lin_map_put(&nm, m->s[i].a, m->s[i].b, m->s[i].val);
     free(m->s);
     *m = nm;
@@ -83,11 +86,11 @@ static int lin_map_put(struct lin_map *m, uint64_t a, uint64_t b, size_t val)
     if ((m->n + 1) * 2 > m->cap && lin_map_rehash(m))
         return -ENOMEM;
     size_t i = lin_hash(a, b) & (m->cap - 1);
-    while (m->s[i].used && !(m->s[i].a == a && m->s[i].b == b))
+    while (m->s[i].gen == m->gen && !(m->s[i].a == a && m->s[i].b == b))
         i = (i + 1) & (m->cap - 1);
-    if (!m->s[i].used)
+    if (m->s[i].gen != m->gen)
         m->n++;
-    m->s[i] = (struct lin_slot){ a, b, val, 1 };
+    m->s[i] = (struct lin_slot){ a, b, val, m->gen };
     return 0;
 }
 
@@ -163,8 +166,11 @@ static int lin_mark(struct lin_map *m, uint64_t a, uint64_t b, int *err)
 
 static void lin_map_clear(struct lin_map *m)
 {
-    if (m->s)
-        memset(m->s, 0, m->cap * sizeof *m->s);
+    if (++m->gen == 0) {        /* wrapped: really clear, once in 2^32 */
+        if (m->s)
+            memset(m->s, 0, m->cap * sizeof *m->s);
+        m->gen = 1;
+    }
     m->n = 0;
 }
 
@@ -613,21 +619,19 @@ struct lin_down {
     VEC(uint64_t) targets;      /* files renamed/linked/restored from it  */
 };
 
-static int lin_down_event(void *arg, const struct cat_event *ev)
+static int lin_down_use(void *arg, const struct cat_use *u)
 {
     struct lin_down *d = arg;
-    int during = ev->seq < d->end;
-    if (ev->op == CAP_RESTORE && ev->file2_id == d->file_id && ev->arg == d->vno)
-        return VEC_PUSH(d->targets, ev->file_id);
-    if (!during)
+    if (u->op == CAP_RESTORE)
+        return u->arg == d->vno && u->other_file ? VEC_PUSH(d->targets, u->other_file) : 0;
+    if (u->seq >= d->end)
         return 0;
-    if ((ev->op == CAP_RENAME || ev->op == CAP_LINK) && ev->file_id == d->file_id && ev->file2_id)
-        return VEC_PUSH(d->targets, ev->file2_id);
-    if (lin_is_use(ev) && ev->file_id == d->file_id && ev->proc_id) {
-        struct lin_use u = { ev->seq, ev->proc_id };
-        return VEC_PUSH(d->readers, u);
-    }
-    return 0;
+    if (u->op == CAP_RENAME || u->op == CAP_LINK)
+        return u->other_file ? VEC_PUSH(d->targets, u->other_file) : 0;
+    if (!u->proc_id)
+        return 0;
+    struct lin_use r = { u->seq, u->proc_id };
+    return VEC_PUSH(d->readers, r);
 }
 
 static int lin_outputs(struct lin_ctx *c, uint64_t file_id, uint32_t vno, struct lin_emit *e)
@@ -646,7 +650,7 @@ static int lin_outputs(struct lin_ctx *c, uint64_t file_id, uint32_t vno, struct
         d.end = 0;              /* nobody can read a tombstone */
     /* lin_version_at: uses before an origin first version saw it */
     uint64_t from = k == 0 && lin_is_origin(v.origin) ? 0 : v.seq;
-    rc = cat_file_events(c->rd, file_id, from, lin_down_event, &d);
+    rc = cat_file_uses(c->rd, file_id, from, lin_down_use, &d);
     lin_new_query(c);
     for (size_t i = 0; !rc && i < d.targets.n; i++)
         rc = lin_outputs_derived(c, d.targets.a[i], file_id, v.vno, e);

@@ -92,14 +92,28 @@ static int store_db_optional(int db)
 /* Fill databases that an older store was created without. */
 static int store_upgrade(struct store *st, MDB_txn *txn)
 {
-    MDB_val k = { 13, "lineage-index" }, v = { 1, "1" };
+    MDB_val k = { 13, "lineage-index" }, v;
     int rc = mdb_get(txn, st->dbi[DB_META], &k, &v);
-    if (rc != MDB_NOTFOUND)
+    if (rc == 0 && v.mv_size == 1 && *(char *)v.mv_data == CAT_LINEAGE_INDEX_VERSION[0])
+        return 0;
+    if (rc && rc != MDB_NOTFOUND)
         return store_mdb_err(rc, "reading the store's metadata");
     if ((rc = cat_lineage_index_build(st, txn)))
         return rc;
-    v = (MDB_val){ 1, "1" };
+    v = (MDB_val){ 1, CAT_LINEAGE_INDEX_VERSION };
     return store_mdb_err(mdb_put(txn, st->dbi[DB_META], &k, &v, 0), "marking the lineage index");
+}
+
+/* Without the right to build it, an index of an older layout is as good as
+ * none: readers then say so instead of answering from half an index. */
+static void store_check_index(struct store *st, MDB_txn *txn)
+{
+    MDB_val k = { 13, "lineage-index" }, v;
+    if (!store_has_db(st, DB_LINEAGE))
+        return;
+    if (mdb_get(txn, st->dbi[DB_META], &k, &v) || v.mv_size != 1 ||
+        *(char *)v.mv_data != CAT_LINEAGE_INDEX_VERSION[0])
+        st->dbi[DB_LINEAGE] = STORE_NODB;
 }
 
 static int store_open_dbs(struct store *st)
@@ -125,6 +139,8 @@ static int store_open_dbs(struct store *st)
             return store_mdb_err(rc, store_db_names[i]);
         }
     }
+    if (!create)
+        store_check_index(st, txn);
     if (create && (rc = store_upgrade(st, txn))) {
         mdb_txn_abort(txn);
         return rc;

@@ -74,7 +74,10 @@ static inline int store_has_db(const struct store *st, enum store_db db)
     return st->dbi[db] != STORE_NODB;
 }
 
-/* catalog.c: fill DB_LINEAGE from the records of an older store. */
+/* catalog.c: fill DB_LINEAGE from the records of an older store (or one
+ * indexed by an older layout: meta "lineage-index" holds the version). */
+#define CAT_LINEAGE_INDEX_VERSION "2"
+
 int cat_lineage_index_build(struct store *st, MDB_txn *txn);
 
 /* Map an LMDB return code to the project's convention (negative errno),
