@@ -578,6 +578,29 @@ static void prov_version_attr(const struct cat_version *v, struct stat *st)
     st->st_mtim = st->st_ctim = st->st_atim = prov_ts(v->wall_ns);
 }
 
+/* tree/PATH/ and its versions/ belong to the file: its current owner,
+ * and r-x where the file has r, so a private file's history is as closed
+ * to other users as the file itself. */
+static int prov_stat_file_dir(const struct pnode *n, struct stat *st)
+{
+    if ((n->kind != PK_TREE && n->kind != PK_VERSIONS) || !n->path || !n->path[0])
+        return 0;
+    struct cat_reader *rd;
+    struct cat_version v;
+    uint64_t id;
+    if (cat_read_begin(pv.st, &rd))
+        return 0;
+    if (cat_file_find(rd, n->path, &id) == 0 && cat_version_get(rd, id, 0, &v) == 0 &&
+        v.origin != CAT_ORIGIN_DELETED) {
+        mode_t r = v.mode & 0444;
+        st->st_mode = S_IFDIR | r | r >> 2;
+        st->st_uid = v.uid;
+        st->st_gid = v.gid;
+    }
+    cat_read_end(rd);
+    return 0;
+}
+
 static int prov_stat(const struct pnode *n, struct stat *st)
 {
     memset(st, 0, sizeof *st);
@@ -589,12 +612,12 @@ static int prov_stat(const struct pnode *n, struct stat *st)
     /* Stable times (tar and rsync compare them between two stats): the
      * mount's start, unless the thing is a version, which has its own. */
     st->st_mtim = st->st_ctim = st->st_atim = prov_ts(pv.start_ns);
-    if (prov_is_dir(n->kind)) {
-        st->st_nlink = 2;
-        return 0;
-    }
     struct cat_reader *rd;
     struct cat_version v;
+    if (prov_is_dir(n->kind)) {
+        st->st_nlink = 2;
+        return prov_stat_file_dir(n, st);
+    }
     int rc = cat_read_begin(pv.st, &rd);
     if (rc)
         return rc;

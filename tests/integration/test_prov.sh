@@ -69,6 +69,8 @@ r=$(setpriv --reuid=65534 --regid=65534 --clear-groups cat "$ws/$pv/2" 2>&1)
 check "nobody is denied the private version" grep -q "Permission denied" <<<"$r"
 r=$(setpriv --reuid=65534 --regid=65534 --clear-groups cat "$ws/$pv/2.json" 2>&1)
 check "nobody is denied its metadata" grep -q "Permission denied" <<<"$r"
+r=$(setpriv --reuid=65534 --regid=65534 --clear-groups ls "$ws/.prov/tree/models/private.pkl" 2>&1)
+check "nobody cannot even list the private file's history" grep -q "Permission denied" <<<"$r"
 check_eq "nobody may read a world-readable version" "v1" \
     "$(setpriv --reuid=65534 --regid=65534 --clear-groups cat "$ws/$v/1")"
 cd /
