@@ -339,11 +339,19 @@ static int lin_set_add(struct lin_ctx *c, void *setp, uint64_t id)
     return rc ? rc : VEC_PUSH(*set, pi);
 }
 
-struct lin_setadd { struct lin_ctx *c; void *set; };
+struct lin_setadd { struct lin_ctx *c; void *set; const uint8_t *boot; };
 
 static int lin_setadd_cb(void *arg, uint64_t id)
 {
     struct lin_setadd *a = arg;
+    size_t pi;
+    if (a->boot) {          /* pipe inode numbers start over at each boot */
+        int rc = lin_proc(a->c, id, &pi);
+        if (rc)
+            return rc == -ENOENT ? 0 : rc;
+        if (memcmp(a->c->procs.a[pi].boot, a->boot, 16))
+            return 0;
+    }
     return lin_set_add(a->c, a->set, id);
 }
 
@@ -352,11 +360,13 @@ static int lin_setadd_cb(void *arg, uint64_t id)
 static int lin_close(struct lin_ctx *c, void *setp, int up)
 {
     struct lin_ixvec *set = setp;
-    struct lin_setadd a = { c, set };
     int rc = 0;
     for (size_t i = 0; i < set->n && !rc; i++) {
         struct lin_proc *p = &c->procs.a[set->a[i]];
         uint64_t parent = p->parent;
+        uint8_t boot[16];
+        memcpy(boot, p->boot, 16);
+        struct lin_setadd a = { c, set, NULL }, pipes = { c, set, boot };
         struct cat_str fds[8];
         int nfd = p->nfd[up ? 1 : 0];
         memcpy(fds, p->fd[up ? 1 : 0], sizeof fds);
@@ -366,14 +376,14 @@ static int lin_close(struct lin_ctx *c, void *setp, int up)
             rc = cat_proc_children(c->rd, p->id, lin_setadd_cb, &a);
         /* stdin of a member <- stdout of a feeder, and the reverse */
         for (int j = 0; j < nfd && !rc; j++)
-            rc = cat_pipe_procs(c->rd, fds[j], up ? 0 : 1, lin_setadd_cb, &a);
+            rc = cat_pipe_procs(c->rd, fds[j], up ? 0 : 1, lin_setadd_cb, &pipes);
     }
     return rc;
 }
 
 static int lin_add_group(struct lin_ctx *c, void *setp, size_t pi)
 {
-    struct lin_setadd a = { c, setp };
+    struct lin_setadd a = { c, setp, NULL };
     uint8_t boot[16];
     memcpy(boot, c->procs.a[pi].boot, 16);
     return cat_pgid_procs(c->rd, boot, c->procs.a[pi].pgid, lin_setadd_cb, &a);

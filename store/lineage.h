@@ -4,7 +4,7 @@
  * Used by the CLI (lineage, impact, show, diff, export), by gc (a kept
  * version keeps its inputs) and by the .prov tree.
  *
- * The rule, in one place (the man page states the same words):
+ * The rule, in one place (provfs(1), LINEAGE, states the same):
  *  - A version that appeared by rename, link or restore has one input: its
  *    source (src_file_id, src_vno).
  *  - Pre-existing, external and deleted (tombstone) versions have none.
@@ -16,6 +16,9 @@
  *        some image of a member has stdin "pipe:[N]", same boot);
  *      job scope: the same closure, started from every process of P's
  *        process group (same boot id and pgid) instead of P alone.
+ *    plus the uses P inherited at fork: while P (then its parent, ...) was
+ *    forked without exec (its first image has the exe and argv of its
+ *    parent's image at its birth), the parent's uses before that birth.
  *    A use is an open-read, or an open-write without O_TRUNC of a file
  *    that already had a version (its bytes are carried forward: append,
  *    in-place edit).  The version used is the one current at the use's
@@ -23,10 +26,12 @@
  *    version is an origin (pre-existing/external) version, that one.
  *  Inputs always have a smaller seq than the version, so the graph is a DAG.
  *
- * The reverse walk (outputs) is the exact inverse: from the file's events
- * during the version's lifetime (reads, renames, links, restores) to the
- * readers, up through their parents, pipe consumers and (job scope)
- * process-group peers, to the versions those processes wrote after the use.
+ * The reverse walk (outputs) is the exact inverse: from the file's uses
+ * during the version's lifetime (reads, renames, links, restores; the
+ * catalog's 'U' index) to the readers, up through their parents, pipe
+ * consumers and (job scope) process-group peers, to the versions those
+ * processes wrote after the use, and down to fork-only children born after
+ * the use.
  *
  * All functions take an open cat_reader and leave it usable; results refer
  * to (file_id, vno) pairs.  Errors follow common/err.h.
