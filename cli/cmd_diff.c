@@ -541,7 +541,7 @@ static int diff_main(char **args, int nargs, enum lineage_scope scope, int json)
     c.scope = scope;
     c.json = json;
     c.first = 1;
-    if (cli_ws_find(NULL, &ws) || cli_ws_open_store(&ws, STORE_RDONLY, &c.st))
+    if (cli_ws_find(NULL, &ws) || cli_ws_open_store(&ws, STORE_RDONLY | STORE_RANDOM, &c.st))
         return -1;
     int rc = cat_read_begin(c.st, &c.rd);
     if (!rc)

@@ -205,7 +205,8 @@ static int show_run(const char *arg, const char *at, enum lineage_scope scope, i
     struct store *st;
     if (cli_ws_find(NULL, &ws) || cli_spec_parse(&ws, arg, &sp))
         return -1;
-    if ((at && cli_parse_time(at, &sp.at_ns)) || cli_ws_open_store(&ws, STORE_RDONLY, &st))
+    if ((at && cli_parse_time(at, &sp.at_ns)) ||
+        cli_ws_open_store(&ws, STORE_RDONLY | STORE_RANDOM, &st))
         return -1;
     struct cat_reader *rd = NULL;
     struct show_data d;

@@ -167,6 +167,8 @@ static int store_open_env(struct store *st)
     if (rc)
         return store_mdb_err(rc, "setting up LMDB");
     unsigned fl = MDB_NOTLS;
+    if (st->flags & STORE_RANDOM)
+        fl |= MDB_NORDAHEAD;
     if (st->flags & STORE_RDONLY)
         fl |= MDB_RDONLY;
     rc = mdb_env_open(st->env, path, fl, 0600);

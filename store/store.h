@@ -21,6 +21,9 @@ struct store;
 enum {
     STORE_CREATE = 1 << 0,  /* create .provfs/ and the databases if absent */
     STORE_RDONLY = 1 << 1,  /* read-only transactions only */
+    STORE_RANDOM = 1 << 2,  /* point lookups (lineage): no read-ahead on the
+                               catalog map; on a cold cache an ancestor walk
+                               reads 4 KiB pages instead of 128 KiB runs */
 };
 
 /* Open the store in directory `dir` (the .provfs directory itself; it may be
