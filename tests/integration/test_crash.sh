@@ -50,7 +50,7 @@ for p in "${wpids[@]}"; do
 done
 wait 2>/dev/null
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-check_fails "the daemon is gone" kill -0 "$pid"
+check_fails "the daemon is gone" kill -0 "$pid" 2>/dev/null
 
 msg=$("$PROVFS" mount "$ws" 2>&1) || { not_ok "remount after SIGKILL: $msg"; exit 1; }
 T_MOUNTS+=("$ws")
