@@ -714,6 +714,44 @@ int lineage_outputs(struct cat_reader *rd, uint64_t file_id, uint32_t vno,
     return lin_direct(rd, file_id, vno, scope, 1, cb, ctx);
 }
 
+struct lineage_query {
+    struct lin_ctx c;
+};
+
+int lineage_query_new(struct cat_reader *rd, enum lineage_scope scope,
+                      struct lineage_query **out)
+{
+    struct lineage_query *q = calloc(1, sizeof *q);
+    if (!q)
+        return pv_err(-ENOMEM, "out of memory");
+    q->c.rd = rd;
+    q->c.scope = scope;
+    *out = q;
+    return 0;
+}
+
+int lineage_query_inputs(struct lineage_query *q, uint64_t file_id, uint32_t vno,
+                         lineage_version_cb cb, void *ctx)
+{
+    struct lin_emit e = { cb, ctx };
+    return lin_inputs(&q->c, file_id, vno, &e);
+}
+
+int lineage_query_outputs(struct lineage_query *q, uint64_t file_id, uint32_t vno,
+                          lineage_version_cb cb, void *ctx)
+{
+    struct lin_emit e = { cb, ctx };
+    return lin_outputs(&q->c, file_id, vno, &e);
+}
+
+void lineage_query_free(struct lineage_query *q)
+{
+    if (!q)
+        return;
+    lin_ctx_free(&q->c);
+    free(q);
+}
+
 /* --- walks ----------------------------------------------------------------- */
 
 struct lin_walk {

@@ -66,6 +66,20 @@ int lineage_inputs(struct cat_reader *rd, uint64_t file_id, uint32_t vno,
 int lineage_outputs(struct cat_reader *rd, uint64_t file_id, uint32_t vno,
                     enum lineage_scope scope, lineage_version_cb cb, void *ctx);
 
+/* The same, for many versions read through one reader (gc, export): a
+ * query keeps what it learnt (each process's uses and working set, each
+ * file's version list) between calls, so asking for every version of a
+ * store costs each fact once instead of once per version.  The query is
+ * bound to rd's snapshot; free it before cat_read_end(rd). */
+struct lineage_query;
+int lineage_query_new(struct cat_reader *rd, enum lineage_scope scope,
+                      struct lineage_query **out);
+int lineage_query_inputs(struct lineage_query *q, uint64_t file_id, uint32_t vno,
+                         lineage_version_cb cb, void *ctx);
+int lineage_query_outputs(struct lineage_query *q, uint64_t file_id, uint32_t vno,
+                          lineage_version_cb cb, void *ctx);
+void lineage_query_free(struct lineage_query *q);
+
 /* A walk's result: a DAG of versions.  Edges always point from a derived
  * version to one of its inputs, whichever way the walk went. */
 struct lineage_node {

@@ -342,6 +342,30 @@ static void test_walk_all(void **state)
     cat_read_end(rd);
 }
 
+/* A query reused across calls answers as the one-shot functions do. */
+static void test_query_reuse(void **state)
+{
+    (void)state;
+    static struct names nm;
+    struct lineage_query *q;
+    uint64_t b, h, a;
+    assert_int_equal(cat_read_begin(st, &nm.rd), 0);
+    assert_int_equal(lineage_query_new(nm.rd, LINEAGE_SCOPE_PROCESS, &q), 0);
+    assert_int_equal(cat_file_find(nm.rd, "b", &b), 0);
+    assert_int_equal(cat_file_find(nm.rd, "h", &h), 0);
+    assert_int_equal(cat_file_find(nm.rd, "a", &a), 0);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(lineage_query_inputs(q, b, 1, collect, &nm), 0);
+        assert_string_equal(joined(&nm), "a@1,d@1,e@1");
+        assert_int_equal(lineage_query_inputs(q, h, 2, collect, &nm), 0);
+        assert_string_equal(joined(&nm), "h@1");
+        assert_int_equal(lineage_query_outputs(q, a, 1, collect, &nm), 0);
+        assert_string_equal(joined(&nm), "b@1,x@1,y@1");
+    }
+    lineage_query_free(q);
+    cat_read_end(nm.rd);
+}
+
 static void test_scope_names(void **state)
 {
     (void)state;
@@ -364,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_dag_dedup),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_walk_all),
+        cmocka_unit_test(test_query_reuse),
         cmocka_unit_test(test_scope_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
