@@ -134,7 +134,12 @@ check_eq "unmounted restore: the changed file kept as external, then restored" \
     "$(lines "10 external 18 $(h $'f while unmounted\n') -" "11 restored 4 $(h $'one\n') f.txt@1")" \
     "$(vlog f.txt | tail -2)"
 check_eq "unmounted restore wrote the exact bytes" "$(h $'one\n')" "$(hf "$ws/f.txt")"
-check "every version still reproduces its hash unmounted" every_version_ok 23
+rm "$ws/gone.txt"
+pv restore gone.txt 2>/dev/null
+check_eq "unmounted restore of a deleted file: its newest content, recorded as restored" \
+    "3 restored 10 $(h $'gone\nGONE\n') gone.txt@2 $(h $'gone\nGONE\n')" \
+    "$(vlog gone.txt | tail -1) $(hf "$ws/gone.txt")"
+check "every version still reproduces its hash unmounted" every_version_ok 24
 ws_mount "$ws" || not_ok "remount"
 pv status >/dev/null
 check_eq "changed while unmounted: external version at mount" \
@@ -143,6 +148,8 @@ check_eq "changed while unmounted: external version at mount" \
 check_eq "deleted while unmounted: tombstone at mount" "2 deleted 0 - pre.txt@1" \
     "$(vlog pre.txt | tail -1)"
 check_eq "unchanged files get no new version at mount" "11" "$(vlog f.txt | tail -1 | cut -d' ' -f1)"
+check_eq "a file restored while unmounted gets no new version at mount" "3" \
+    "$(vlog gone.txt | tail -1 | cut -d' ' -f1)"
 pv restore pre.txt 2>/dev/null
 check_eq "restore PATH (no @N) of a deleted file: its newest content" \
     "3 restored 4 $(h $'pre\n') pre.txt@1 $(h $'pre\n')" "$(vlog pre.txt | tail -1) $(hf "$ws/pre.txt")"
@@ -180,7 +187,7 @@ assert s["logical_bytes"] >= s["stored_bytes"] > 0, s
 assert abs(s["ratio"] - s["logical_bytes"] / s["stored_bytes"]) < 0.01, s
 assert s["chunks"] > 0 and s["contents"] == 18 and s["dead_chunks"] == 0, s
 v = s["versions"]
-assert (v["total"], v["stored"], v["deleted"], v["missing"]) == (29, 25, 4, 0), v' "$st"
+assert (v["total"], v["stored"], v["deleted"], v["missing"]) == (30, 26, 4, 0), v' "$st"
 check "stats text names the ratio" bash -c "cd '$ws' && '$PROVFS' stats | grep -q '^ratio: .*x (deduplication'"
 check_eq "fsck: clean" "fsck: clean" "$(pv fsck 2>&1)"
 
