@@ -217,9 +217,19 @@ static void lr_node_id(FILE *f, const struct lineage_node *n)
 
 static void lr_text_node(struct lr *r, size_t i, const char *prefix, int last, int top);
 
+/* Deeper than this the tree stops indenting further: a chain of thousands
+ * of versions (an appended log) would otherwise cost quadratic space in
+ * prefixes and be unreadable anyway.  JSON and DOT have no such limit. */
+#define LR_TEXT_MAX_LEVELS 200
+
 static void lr_text_children(struct lr *r, size_t i, const char *prefix)
 {
     size_t lo = r->adj_off[i], hi = r->adj_off[i + 1];
+    if (lo < hi && strlen(prefix) / 3 >= LR_TEXT_MAX_LEVELS) {
+        fprintf(r->f, "%s└─ ... (deeper than %d levels: use --depth or --json)\n", prefix,
+                LR_TEXT_MAX_LEVELS);
+        return;
+    }
     for (size_t k = lo; k < hi; k++)
         lr_text_node(r, r->adj[k], prefix, k + 1 == hi, 0);
 }
