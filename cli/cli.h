@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "fs/runtime.h"
+#include "store/lineage.h"
 
 struct store;
 
@@ -45,6 +46,17 @@ int cli_ws_find(const char *start, struct cli_ws *ws);
 /* Open the workspace's store.  When mounted, first asks the daemon to
  * commit its queue so the answer includes everything done so far. */
 int cli_ws_open_store(struct cli_ws *ws, unsigned flags, struct store **out);
+
+/* The policy in force for the workspace: the mount's --policy file when
+ * mounted with one, else provfs.yaml, else the built-in default.  Read from
+ * the backing directory (the store's parent), never through the mount, so
+ * asking leaves no event behind. */
+struct pol;
+int cli_ws_policy(const struct cli_ws *ws, struct pol **out);
+
+/* A --scope not given on the command line: the policy's lineage scope. */
+#define CLI_SCOPE_UNSET ((enum lineage_scope)-1)
+void cli_ws_scope(const struct cli_ws *ws, enum lineage_scope *scope);
 
 /* Turn a user-supplied path (relative to the cwd, or absolute) into a
  * workspace-relative path without leading '/'.  -EINVAL if outside. */

@@ -541,7 +541,10 @@ static int diff_main(char **args, int nargs, enum lineage_scope scope, int json)
     c.scope = scope;
     c.json = json;
     c.first = 1;
-    if (cli_ws_find(NULL, &ws) || cli_ws_open_store(&ws, STORE_RDONLY | STORE_RANDOM, &c.st))
+    if (cli_ws_find(NULL, &ws))
+        return -1;
+    cli_ws_scope(&ws, &c.scope);
+    if (cli_ws_open_store(&ws, STORE_RDONLY | STORE_RANDOM, &c.st))
         return -1;
     int rc = cat_read_begin(c.st, &c.rd);
     if (!rc)
@@ -565,7 +568,7 @@ int cmd_diff(int argc, char **argv)
         { "help", no_argument, NULL, 'h' }, { 0 }
     };
     int json = 0, opt;
-    enum lineage_scope scope = LINEAGE_SCOPE_PROCESS;
+    enum lineage_scope scope = CLI_SCOPE_UNSET;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+js:h", longopts, NULL)) != -1) {
         if (opt == 'j') json = 1;

@@ -23,7 +23,10 @@ static int export_run(enum lineage_format fmt, enum lineage_scope scope, const c
 {
     struct cli_ws ws;
     struct store *st;
-    if (cli_ws_find(NULL, &ws) || cli_ws_open_store(&ws, STORE_RDONLY, &st))
+    if (cli_ws_find(NULL, &ws))
+        return -1;
+    cli_ws_scope(&ws, &scope);
+    if (cli_ws_open_store(&ws, STORE_RDONLY, &st))
         return -1;
     FILE *f = out ? fopen(out, "w") : stdout;
     if (!f) {
@@ -54,7 +57,7 @@ int cmd_export(int argc, char **argv)
         { "scope", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' }, { 0 }
     };
     enum lineage_format fmt = LINEAGE_FMT_JSONL;
-    enum lineage_scope scope = LINEAGE_SCOPE_PROCESS;
+    enum lineage_scope scope = CLI_SCOPE_UNSET;
     const char *out = NULL;
     int opt;
     optind = 1;

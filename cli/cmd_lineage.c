@@ -84,6 +84,8 @@ static int lineage_run(const char *arg, const struct lineage_opts *o)
     struct store *st;
     if (cli_ws_find(NULL, &ws) || cli_spec_parse(&ws, arg, &sp))
         return -1;
+    enum lineage_scope scope = o->scope;
+    cli_ws_scope(&ws, &scope);
     if (o->at && cli_parse_time(o->at, &sp.at_ns))
         return -1;
     /* An ancestor walk touches a few pages per process: no read-ahead.  A
@@ -99,7 +101,7 @@ static int lineage_run(const char *arg, const struct lineage_opts *o)
         rc = cli_spec_resolve(rd, &sp, &v);
     uint64_t t0 = lineage_now_us(), t1 = 0;
     if (!rc)
-        rc = lineage_walk(rd, v.file_id, v.vno, o->down, o->depth, o->scope, &g);
+        rc = lineage_walk(rd, v.file_id, v.vno, o->down, o->depth, scope, &g);
     t1 = lineage_now_us();
     if (!rc)
         rc = lineage_render(stdout, rd, g, o->fmt);
@@ -115,7 +117,7 @@ static int lineage_run(const char *arg, const struct lineage_opts *o)
 
 int cmd_lineage(int argc, char **argv)
 {
-    struct lineage_opts o = { 0, -1, LINEAGE_SCOPE_PROCESS, LINEAGE_FMT_TEXT, NULL };
+    struct lineage_opts o = { 0, -1, CLI_SCOPE_UNSET, LINEAGE_FMT_TEXT, NULL };
     int rc = lineage_parse(argc, argv, &o, LINEAGE_USAGE);
     if (rc >= 0)
         return rc;
@@ -124,7 +126,7 @@ int cmd_lineage(int argc, char **argv)
 
 int cmd_impact(int argc, char **argv)
 {
-    struct lineage_opts o = { 1, -1, LINEAGE_SCOPE_PROCESS, LINEAGE_FMT_TEXT, NULL };
+    struct lineage_opts o = { 1, -1, CLI_SCOPE_UNSET, LINEAGE_FMT_TEXT, NULL };
     int rc = lineage_parse(argc, argv, &o, IMPACT_USAGE);
     if (rc >= 0)
         return rc;

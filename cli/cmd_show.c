@@ -205,6 +205,7 @@ static int show_run(const char *arg, const char *at, enum lineage_scope scope, i
     struct store *st;
     if (cli_ws_find(NULL, &ws) || cli_spec_parse(&ws, arg, &sp))
         return -1;
+    cli_ws_scope(&ws, &scope);
     if ((at && cli_parse_time(at, &sp.at_ns)) ||
         cli_ws_open_store(&ws, STORE_RDONLY | STORE_RANDOM, &st))
         return -1;
@@ -236,7 +237,7 @@ int cmd_show(int argc, char **argv)
     };
     int json = 0, opt;
     const char *at = NULL;
-    enum lineage_scope scope = LINEAGE_SCOPE_PROCESS;
+    enum lineage_scope scope = CLI_SCOPE_UNSET;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+ja:s:h", longopts, NULL)) != -1) {
         if (opt == 'j') json = 1;

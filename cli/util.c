@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "cli/mounts.h"
 #include "common/err.h"
+#include "policies/policy.h"
 #include "store/render.h"
 #include "store/store.h"
 
@@ -112,6 +114,35 @@ int cli_ws_open_store(struct cli_ws *ws, unsigned flags, struct store **out)
                     "the newest events may be missing\n", pv_errmsg());
     }
     return store_open(out, ws->store, flags);
+}
+
+int cli_ws_policy(const struct cli_ws *ws, struct pol **out)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", ws->store);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0)
+        return pv_errno(-errno, "opening %s", dir);
+    const char *override = ws->mounted && ws->rt.policy[0] ? ws->rt.policy : NULL;
+    int rc = pol_load_workspace(out, dirfd, override, NULL);
+    close(dirfd);
+    return rc ? pv_errctx(rc, "loading the policy") : 0;
+}
+
+void cli_ws_scope(const struct cli_ws *ws, enum lineage_scope *scope)
+{
+    struct pol *p;
+    if (*scope != CLI_SCOPE_UNSET)
+        return;
+    *scope = LINEAGE_SCOPE_PROCESS;
+    if (cli_ws_policy(ws, &p) == 0) {
+        if (pol_scope(p) == POL_SCOPE_JOB)
+            *scope = LINEAGE_SCOPE_JOB;
+        pol_free(p);
+    }
 }
 
 int cli_ws_relpath(const struct cli_ws *ws, const char *arg, char *out, size_t len)

@@ -102,6 +102,7 @@ static int daemon_publish(struct daemon *d)
     snprintf(rt->mountpoint, sizeof rt->mountpoint, "%s", d->o->mountpoint);
     snprintf(rt->log, sizeof rt->log, "%s", d->o->logfile ? d->o->logfile : "");
     snprintf(rt->sock, sizeof rt->sock, "%s.sock", base);
+    snprintf(rt->policy, sizeof rt->policy, "%s", d->o->policy ? d->o->policy : "");
     if ((rc = fs_control_start(rt->sock, d->ctx)))
         return rc;
     d->controlled = 1;

@@ -74,6 +74,7 @@ int fs_runtime_write(const struct fs_runtime *rt)
     rt_put_path(f, "mountpoint", rt->mountpoint);
     rt_put_path(f, "log", rt->log);
     rt_put_path(f, "sock", rt->sock);
+    rt_put_path(f, "policy", rt->policy);
     if (fclose(f) || rename(tmp, path)) {
         rc = pv_errno(-errno, "writing %s", path);
         unlink(tmp);
@@ -120,6 +121,7 @@ int fs_runtime_read(const char *mountpoint, struct fs_runtime *rt)
         else if (!strcmp(line, "mountpoint")) rt_field(rt->mountpoint, sizeof rt->mountpoint, eq);
         else if (!strcmp(line, "log")) rt_field(rt->log, sizeof rt->log, eq);
         else if (!strcmp(line, "sock")) rt_field(rt->sock, sizeof rt->sock, eq);
+        else if (!strcmp(line, "policy")) rt_field(rt->policy, sizeof rt->policy, eq);
     }
     fclose(f);
     if (rt->pid <= 0 || strcmp(rt->mountpoint, mountpoint))

@@ -31,6 +31,7 @@ struct fs_runtime {
     char mountpoint[PATH_MAX];
     char log[PATH_MAX];
     char sock[PATH_MAX];
+    char policy[PATH_MAX];        /* mount --policy FILE, or ""          */
 };
 
 /* Fill dir with the runtime directory (created if needed). */
