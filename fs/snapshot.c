@@ -778,21 +778,23 @@ static int snap_scan_file(void *arg, uint64_t id, struct cat_str path)
     char p[PATH_MAX];
     if (++c->done % 1024 == 0 && c->progress)
         c->progress(c->pctx, c->done, c->total);
-    if (path.n >= sizeof p || cat_version_get(c->rd, id, 0, &v) ||
-        v.origin == CAT_ORIGIN_DELETED)
+    if (path.n >= sizeof p || cat_version_get(c->rd, id, 0, &v))
         return 0;
+    /* A path whose last version is a tombstone may exist again: created
+     * while unmounted, or its version lost in a crash.  That is a change. */
+    int gone = v.origin == CAT_ORIGIN_DELETED;
     memcpy(p, path.p, path.n);
     p[path.n] = 0;
     struct stat sb;
     struct snap_file f = { 0, 0, p, 0 };
     if (fstatat(snap.rootfd, p, &sb, AT_SYMLINK_NOFOLLOW)) {
-        if (errno == ENOENT || errno == ENOTDIR) {
+        if (!gone && (errno == ENOENT || errno == ENOTDIR)) {
             snap_enqueue(snap_job_new(CAT_ORIGIN_DELETED, &f, -1));
             c->changes++;
         }
         return 0;
     }
-    if (!S_ISREG(sb.st_mode) || ((uint64_t)sb.st_size == v.size && sb.st_ino == v.ino &&
+    if (!S_ISREG(sb.st_mode) || (!gone && (uint64_t)sb.st_size == v.size && sb.st_ino == v.ino &&
                                  snap_ns(sb.st_mtim) == v.mtime_ns && snap_ns(sb.st_ctim) == v.ctime_ns))
         return 0;
     int fd = openat(snap.rootfd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Crash safety: SIGKILL the daemon in the middle of a storm of writes,
-# closes, appends and atomic saves by several writers; remount (which
+# closes, appends and atomic saves by several writers (and a gc run among
+# them); remount (which
 # removes the stale mount); then fsck is clean and every version that log
 # lists for every path restores to its recorded SHA-256.  Versions whose
 # snapshot was lost are allowed only if log and status say so.
@@ -42,6 +43,10 @@ for i in 1 2 3 4; do
     wpids+=($!)
 done
 sleep 1
+# gc in the storm: it drops versions and frees chunks while the daemon
+# commits new ones (LMDB serializes the writers; packs are flock'ed).
+gc_out=$(cd "$ws" && "$PROVFS" gc --keep-last 2 2>&1); rc=$?
+check "gc --keep-last 2 during the storm succeeds" test "$rc" = 0 -a -n "$(grep -o '^gc: dropped' <<<"$gc_out")"
 # Only the daemon this test started, by its pid.
 kill -9 "$pid"
 for p in "${wpids[@]}"; do

@@ -128,6 +128,7 @@ ws_umount "$ws" || not_ok "umount"
 printf 'ext changed\n' >"$ws/ext.txt"
 printf 'f while unmounted\n' >"$ws/f.txt"
 rm "$ws/pre.txt"
+printf 'back\n' >"$ws/save.tmp"      # a path whose last version is a tombstone
 # restore while unmounted: a changed file is kept (external) before being replaced
 pv restore f.txt@1 2>/dev/null
 check_eq "unmounted restore: the changed file kept as external, then restored" \
@@ -147,6 +148,8 @@ check_eq "changed while unmounted: external version at mount" \
     "$(vlog ext.txt)"
 check_eq "deleted while unmounted: tombstone at mount" "2 deleted 0 - pre.txt@1" \
     "$(vlog pre.txt | tail -1)"
+check_eq "re-created while unmounted after a deletion: external version at mount" \
+    "5 external 5 $(h $'back\n') -" "$(vlog save.tmp | tail -1)"
 check_eq "unchanged files get no new version at mount" "11" "$(vlog f.txt | tail -1 | cut -d' ' -f1)"
 check_eq "a file restored while unmounted gets no new version at mount" "3" \
     "$(vlog gone.txt | tail -1 | cut -d' ' -f1)"
@@ -185,9 +188,9 @@ import json, sys
 s = json.loads(sys.argv[1])
 assert s["logical_bytes"] >= s["stored_bytes"] > 0, s
 assert abs(s["ratio"] - s["logical_bytes"] / s["stored_bytes"]) < 0.01, s
-assert s["chunks"] > 0 and s["contents"] == 18 and s["dead_chunks"] == 0, s
+assert s["chunks"] > 0 and s["contents"] == 19 and s["dead_chunks"] == 0, s
 v = s["versions"]
-assert (v["total"], v["stored"], v["deleted"], v["missing"]) == (30, 26, 4, 0), v' "$st"
+assert (v["total"], v["stored"], v["deleted"], v["missing"]) == (31, 27, 4, 0), v' "$st"
 check "stats text names the ratio" bash -c "cd '$ws' && '$PROVFS' stats | grep -q '^ratio: .*x (deduplication'"
 check_eq "fsck: clean" "fsck: clean" "$(pv fsck 2>&1)"
 
