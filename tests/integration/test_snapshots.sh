@@ -235,6 +235,14 @@ ws_umount "$ws" || not_ok "final umount"
 check_eq "gc works unmounted (policy default: keep_last 50 keeps everything)" \
     "gc: dropped 0 versions" "$(pv gc 2>&1 | grep -o '^gc: dropped 0 versions')"
 check_eq "fsck clean unmounted" "fsck: clean" "$(pv fsck 2>&1)"
+printf 'retention:\n  keep_last: 3\n  keep_within: 2h\n' >"$ws/provfs.yaml"
+check_eq "gc without flags takes its rules from provfs.yaml" "policy 3 7200" \
+    "$(pv gc --dry-run --json | python3 -c 'import json,sys; r=json.load(sys.stdin)["rules"]; print(r["from"], r["keep_last"], r["keep_within"])')"
+printf 'retention: {keep_last: [\n' >"$ws/provfs.yaml"
+err=$(pv gc 2>&1); rc=$?
+check "gc with an invalid provfs.yaml: exit 1, names the file and line" \
+    test "$rc" = 1 -a -n "$(grep -o 'gc: loading the policy: provfs.yaml:[0-9]*:' <<<"$err")"
+rm "$ws/provfs.yaml"
 
 # 11. a corrupted pack byte: fsck names the chunk and exits 1; cat fails
 # src.bin (300 kB of random bytes, stored raw) is nearly all of the pack:
