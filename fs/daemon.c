@@ -11,10 +11,13 @@
 #include "fs/daemon.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -22,6 +25,7 @@
 #include "fs/capture.h"
 #include "fs/control.h"
 #include "fs/fspol.h"
+#include "fs/mountinfo.h"
 #include "fs/prov.h"
 #include "fs/runtime.h"
 #include "fs/snapshot.h"
@@ -87,6 +91,31 @@ static int daemon_session(struct daemon *d)
         return pv_err(-EIO, "mounting %s failed (is /dev/fuse usable? see the log)", o->mountpoint);
     d->mounted = 1;
     return 0;
+}
+
+/* The kernel reads ahead 128 KiB on a FUSE mount (and caps it at the
+ * INIT reply); sequential reads of datasets and checkpoints go faster with
+ * more (~580 -> ~800 MB/s cold, measured while building the passthrough).
+ * It runs on its own thread once the loop serves: its stat() of the mount
+ * point cannot return before INIT is done, so the setting is not
+ * overwritten.  Best effort: a failure only costs speed. */
+static void *daemon_readahead(void *arg)
+{
+    const char *mountpoint = arg;
+    char fstype[64], path[96];
+    dev_t dev;
+    struct stat sb;
+    if (stat(mountpoint, &sb) ||
+        fs_mountinfo_find(mountpoint, fstype, sizeof fstype, &dev) != 1)
+        return NULL;
+    snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(dev), minor(dev));
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    if (write(fd, "1024", 4) != 4)
+        pv_debug("could not raise read-ahead on %s", path);
+    close(fd);
+    return NULL;
 }
 
 static int daemon_publish(struct daemon *d)
@@ -197,6 +226,9 @@ int fs_daemon_run(const struct fs_mount_opts *o)
         return rc;
     }
     pv_info("serving %s on %s (pid %d)", o->source, o->mountpoint, (int)getpid());
+    pthread_t ra;
+    if (pthread_create(&ra, NULL, daemon_readahead, (void *)o->mountpoint) == 0)
+        pthread_detach(ra);
     daemon_ready(o, "ok\n");
     struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = 16 };
     rc = fuse_session_loop_mt(d.se, &cfg);
