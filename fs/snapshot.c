@@ -46,6 +46,7 @@ struct snap_ino {
     dev_t dev;
     ino_t ino;
     int inflight;
+    int worker;                 /* where the in-flight jobs are */
     int known;
     int full;
     struct content_range *dirty;
@@ -229,25 +230,51 @@ static void snap_job_free(struct snap_job *j)
 static int snap_has_path(const struct snap_job *list, const char *path)
 {
     for (; list; list = list->next)
-        if (!strcmp(list->path, path))
+        if (!strcmp(list->path, path) || (list->src_path && !strcmp(list->src_path, path)))
             return 1;
     return 0;
 }
 
-/* A job's worker (caller holds snap.lock): its inode's.  An unlink
- * tombstone has no inode, so it follows any job still queued or running for
- * its path; otherwise it could commit before that path's last version and
- * find nothing to bury. */
-static struct snap_worker *snap_worker_of(const struct snap_job *j)
+/* The worker with queued or running jobs touching path, or -1. */
+static int snap_path_worker(const char *path)
 {
-    if (j->origin == CAT_ORIGIN_DELETED && !j->dev && !j->ino)
-        for (int i = 0; i < SNAP_WORKERS; i++)
-            if (snap_has_path(snap.w[i].head, j->path) || snap_has_path(snap.w[i].batch, j->path))
-                return &snap.w[i];
-    return &snap.w[snap_bucket(j->dev, j->ino) % SNAP_WORKERS];
+    for (int i = 0; i < SNAP_WORKERS; i++)
+        if (snap_has_path(snap.w[i].head, path) || snap_has_path(snap.w[i].batch, path))
+            return i;
+    return -1;
 }
 
-/* Hand a job to its inode's worker.  Takes snap.lock. */
+static int snap_agree(int *want, int w)
+{
+    if (w < 0 || *want == w)
+        return 1;
+    if (*want < 0) {
+        *want = w;
+        return 1;
+    }
+    return 0;
+}
+
+/* A job's worker (caller holds snap.lock; may wait on it).  Jobs of one
+ * inode must run in order, and so must jobs touching one path (a path's
+ * versions come from several inodes: an atomic save writes a new temporary
+ * each time, a tombstone has no inode).  So a job goes where its inode's
+ * in-flight jobs are and where its paths' are; when those are two
+ * different workers, it waits until one of them is done. */
+static struct snap_worker *snap_worker_of(const struct snap_job *j)
+{
+    for (;;) {
+        struct snap_ino *e = j->dev || j->ino ? snap_ino_get(j->dev, j->ino) : NULL;
+        int want = e && e->inflight ? e->worker : -1;
+        if (snap_agree(&want, snap_path_worker(j->path)) &&
+            (!j->src_path || snap_agree(&want, snap_path_worker(j->src_path))))
+            return &snap.w[want >= 0 ? want
+                                     : (int)(snap_bucket(j->dev, j->ino) % SNAP_WORKERS)];
+        pthread_cond_wait(&snap.changed, &snap.lock);
+    }
+}
+
+/* Hand a job to its worker.  Takes snap.lock. */
 static void snap_enqueue(struct snap_job *j)
 {
     if (!j)
@@ -255,9 +282,11 @@ static void snap_enqueue(struct snap_job *j)
     pthread_mutex_lock(&snap.lock);
     while (snap.queued >= SNAP_QUEUE_MAX && snap.running)
         pthread_cond_wait(&snap.changed, &snap.lock);
+    struct snap_worker *w = snap_worker_of(j);
     struct snap_ino *e = j->dev || j->ino ? snap_ino_get(j->dev, j->ino) : NULL;
     if (e) {
         e->inflight++;
+        e->worker = (int)(w - snap.w);
         e->known = 1;
         if (j->fd >= 0 && !e->full && e->has_last) {
             /* Hand over the dirty ranges: the next snapshot starts clean. */
@@ -269,7 +298,6 @@ static void snap_enqueue(struct snap_job *j)
             e->ndirty = e->cap = 0;
         }
     }
-    struct snap_worker *w = snap_worker_of(j);
     if (w->tail)
         w->tail->next = j;
     else

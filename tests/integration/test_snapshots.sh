@@ -19,11 +19,6 @@ for v in reversed(json.load(sys.stdin)):
           "%s@%d" % (src["path"], src["version"]) if src else "-")'
 }
 lines() { printf '%s\n' "$@"; }
-# FUSE sends RELEASE asynchronously after close(), and the version of a
-# write is taken at release: a next open(O_TRUNC) of the same file can reach
-# the daemon first and the intermediate version is then lost (a known race,
-# reported on issue 3).  Between back-to-back rewrites, let the release in.
-settle() { sleep 0.1; }
 pv() { (cd "$ws" && "$PROVFS" "$@"); }
 
 ws=$(t_tmpdir)
@@ -39,13 +34,13 @@ cd "$ws"
 cat pre.txt ext.txt >/dev/null
 printf 'GONE\n' >>gone.txt
 # 2. overwrite in place, truncate (by path and by handle), O_APPEND, mmap
-printf 'one\n' >f.txt; settle
-printf 'two\n' >f.txt; settle
-python3 -c 'f = open("f.txt", "r+b"); f.seek(0); f.write(b"TW"); f.close()'; settle
-python3 -c 'import os; os.truncate("f.txt", 2)'; settle
-python3 -c 'f = open("f.txt", "r+b"); f.truncate(1); f.close()'; settle
-echo x >>f.txt; settle
-python3 -c 'import os; fd = os.open("f.txt", os.O_WRONLY | os.O_APPEND); os.write(fd, b"yz"); os.close(fd)'; settle
+printf 'one\n' >f.txt
+printf 'two\n' >f.txt
+python3 -c 'f = open("f.txt", "r+b"); f.seek(0); f.write(b"TW"); f.close()'
+python3 -c 'import os; os.truncate("f.txt", 2)'
+python3 -c 'f = open("f.txt", "r+b"); f.truncate(1); f.close()'
+echo x >>f.txt
+python3 -c 'import os; fd = os.open("f.txt", os.O_WRONLY | os.O_APPEND); os.write(fd, b"yz"); os.close(fd)'
 python3 -c '
 import mmap
 f = open("f.txt", "r+b"); m = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED)
@@ -53,15 +48,13 @@ m[0:1] = b"M"; m.flush(); m.close(); f.close()'
 # 3. the atomic-save pattern, twice
 python3 -c '
 import os
-import time
 for s in ("saved 1\n", "saved 2\n"):
     with open("save.tmp", "w") as f: f.write(s)
-    time.sleep(0.1)
     os.replace("save.tmp", "target.txt")'
 # 4. cp, and a file deleted
 head -c 300000 /dev/urandom >src.bin
 cp src.bin dst.bin
-printf 'doomed\n' >del.txt; settle
+printf 'doomed\n' >del.txt
 rm del.txt
 cd /
 
@@ -196,9 +189,9 @@ check_eq "fsck: clean" "fsck: clean" "$(pv fsck 2>&1)"
 
 # 10. gc: retention keeps the lineage of kept versions
 cd "$ws"
-printf 'data 1\n' >data.csv; settle
+printf 'data 1\n' >data.csv
 python3 -c 'open("model.bin", "w").write(open("data.csv").read().upper())'
-for i in 2 3 4; do settle; printf 'data %s\n' "$i" >data.csv; done
+for i in 2 3 4; do printf 'data %s\n' "$i" >data.csv; done
 cd /
 check_eq "gc setup: data.csv has 4 versions, model.bin 1" "4 1" \
     "$(vlog data.csv | wc -l) $(vlog model.bin | wc -l)"
