@@ -361,19 +361,10 @@ static int gc_parse_duration(const char *s, uint64_t *out)
  * parent of the store), not through the mount. */
 static int gc_policy(const struct cli_ws *ws, struct gc_rules *r, int have_flags)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", ws->store);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = 0;
-    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0)
-        return pv_errno(-errno, "opening %s", dir);
     struct pol *p;
-    int rc = pol_load_workspace(&p, dirfd, NULL, NULL);
-    close(dirfd);
+    int rc = cli_ws_policy(ws, &p);
     if (rc)
-        return pv_errctx(rc, "loading the policy");
+        return rc;
     r->scope = pol_scope(p) == POL_SCOPE_JOB ? LINEAGE_SCOPE_JOB : LINEAGE_SCOPE_PROCESS;
     if (!have_flags) {
         const struct pol_retention *ret = pol_retention(p);
