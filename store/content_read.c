@@ -171,16 +171,10 @@ out:
     return rc;
 }
 
+/* content_stat with the messages a reader wants. */
 static int content_size(struct store *st, const uint8_t id[32], uint64_t *size)
 {
-    MDB_txn *txn;
-    struct content_hdr h;
-    int rc = store_mdb_err(mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn),
-                           "starting a read transaction");
-    if (rc)
-        return rc;
-    rc = content_hdr_get(st, txn, id, &h);
-    mdb_txn_abort(txn);
+    int rc = content_stat(st, id, size, NULL, NULL);
     if (rc == -ENOENT) {
         char hex[65];
         content_id_hex(id, hex);
@@ -188,7 +182,6 @@ static int content_size(struct store *st, const uint8_t id[32], uint64_t *size)
     }
     if (rc == -EUCLEAN)
         return part_damaged(id, "record undecodable");
-    *size = h.size;
     return rc;
 }
 
