@@ -482,15 +482,26 @@ static int lin_inherited(struct lin_ctx *c, size_t pi, uint64_t before, struct l
     return rc;
 }
 
+/* A file's cached versions and the index of version vno among them. */
+static int lin_version(struct lin_ctx *c, uint64_t file_id, uint32_t vno,
+                       struct lin_file **f, long *k)
+{
+    int rc = lin_file(c, file_id, f);
+    if (rc)
+        return rc;
+    *k = lin_find_vno(*f, vno);
+    if (*k < 0)
+        return pv_err(-ENOENT, "no version %u of file %llu", vno, (unsigned long long)file_id);
+    return 0;
+}
+
 static int lin_inputs(struct lin_ctx *c, uint64_t file_id, uint32_t vno, struct lin_emit *e)
 {
     struct lin_file *f;
-    int rc = lin_file(c, file_id, &f);
+    long k;
+    int rc = lin_version(c, file_id, vno, &f, &k);
     if (rc)
         return rc;
-    long k = lin_find_vno(f, vno);
-    if (k < 0)
-        return pv_err(-ENOENT, "no version %u of file %llu", vno, (unsigned long long)file_id);
     struct lin_vinfo v = f->v.a[k];
     switch (v.origin) {
     case CAT_ORIGIN_RENAMED: case CAT_ORIGIN_LINKED: case CAT_ORIGIN_RESTORED:
@@ -647,12 +658,10 @@ static int lin_down_use(void *arg, const struct cat_use *u)
 static int lin_outputs(struct lin_ctx *c, uint64_t file_id, uint32_t vno, struct lin_emit *e)
 {
     struct lin_file *f;
-    int rc = lin_file(c, file_id, &f);
+    long k;
+    int rc = lin_version(c, file_id, vno, &f, &k);
     if (rc)
         return rc;
-    long k = lin_find_vno(f, vno);
-    if (k < 0)
-        return pv_err(-ENOENT, "no version %u of file %llu", vno, (unsigned long long)file_id);
     struct lin_vinfo v = f->v.a[k];
     struct lin_down d = { c, e, file_id, (size_t)k + 1 < f->v.n ? f->v.a[k + 1].seq : UINT64_MAX,
                           v.vno, { NULL, 0, 0 }, { NULL, 0, 0 } };
