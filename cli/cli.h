@@ -43,6 +43,11 @@ struct cli_ws {
  * or contains .provfs/.  -ENOENT (message set) if there is none. */
 int cli_ws_find(const char *start, struct cli_ws *ws);
 
+/* The workspace of a PATH[@N] argument: the one enclosing the path's
+ * nearest existing directory, so `provfs log /elsewhere/ws/f` works from
+ * any directory.  The path need not exist (a deleted file). */
+int cli_ws_find_path(const char *arg, struct cli_ws *ws);
+
 /* Open the workspace's store.  When mounted, first asks the daemon to
  * commit its queue so the answer includes everything done so far. */
 int cli_ws_open_store(struct cli_ws *ws, unsigned flags, struct store **out);

@@ -71,7 +71,7 @@ int cmd_cat(int argc, char **argv)
     struct cat_reader *rd;
     struct cat_version v;
     char name[PATH_MAX + 16];
-    if (cli_ws_find(NULL, &ws) || cli_spec_parse(&ws, argv[optind], &sp))
+    if (cli_ws_find_path(argv[optind], &ws) || cli_spec_parse(&ws, argv[optind], &sp))
         return cli_fail("cat");
     if (at && cli_parse_time(at, &sp.at_ns))
         return cli_usage(CAT_USAGE, "%s", pv_errmsg());

@@ -541,7 +541,7 @@ static int diff_main(char **args, int nargs, enum lineage_scope scope, int json)
     c.scope = scope;
     c.json = json;
     c.first = 1;
-    if (cli_ws_find(NULL, &ws))
+    if (cli_ws_find_path(args[0], &ws))
         return -1;
     cli_ws_scope(&ws, &c.scope);
     if (cli_ws_open_store(&ws, STORE_RDONLY | STORE_RANDOM, &c.st))

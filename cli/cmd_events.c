@@ -120,7 +120,7 @@ int cmd_events(int argc, char **argv)
     struct cli_ws ws;
     struct store *st;
     char rel[PATH_MAX];
-    if (cli_ws_find(NULL, &ws) || (path && cli_ws_relpath(&ws, path, rel, sizeof rel)) ||
+    if ((path ? cli_ws_find_path(path, &ws) : cli_ws_find(NULL, &ws)) || (path && cli_ws_relpath(&ws, path, rel, sizeof rel)) ||
         cli_ws_open_store(&ws, STORE_RDONLY, &st))
         return cli_fail("events");
     int rc = cat_read_begin(st, &c.rd);

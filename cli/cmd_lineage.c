@@ -82,7 +82,7 @@ static int lineage_run(const char *arg, const struct lineage_opts *o)
     struct cli_ws ws;
     struct cli_spec sp;
     struct store *st;
-    if (cli_ws_find(NULL, &ws) || cli_spec_parse(&ws, arg, &sp))
+    if (cli_ws_find_path(arg, &ws) || cli_spec_parse(&ws, arg, &sp))
         return -1;
     enum lineage_scope scope = o->scope;
     cli_ws_scope(&ws, &scope);

@@ -55,7 +55,7 @@ int cmd_log(int argc, char **argv)
     struct cli_ws ws;
     struct cli_spec sp;
     struct store *st;
-    if (cli_ws_find(NULL, &ws) || cli_spec_parse(&ws, argv[optind], &sp))
+    if (cli_ws_find_path(argv[optind], &ws) || cli_spec_parse(&ws, argv[optind], &sp))
         return cli_fail("log");
     if (cli_ws_open_store(&ws, STORE_RDONLY, &st))
         return cli_fail("log");

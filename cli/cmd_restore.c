@@ -330,7 +330,7 @@ int cmd_restore(int argc, char **argv)
     struct cli_spec sp;
     struct cat_version v;
     struct store *st;
-    if (cli_ws_find(NULL, &ws) || cli_spec_parse(&ws, argv[optind], &sp))
+    if (cli_ws_find_path(argv[optind], &ws) || cli_spec_parse(&ws, argv[optind], &sp))
         return cli_fail("restore");
     if (at && cli_parse_time(at, &sp.at_ns))
         return cli_usage(RESTORE_USAGE, "%s", pv_errmsg());

@@ -203,7 +203,7 @@ static int show_run(const char *arg, const char *at, enum lineage_scope scope, i
     struct cli_ws ws;
     struct cli_spec sp;
     struct store *st;
-    if (cli_ws_find(NULL, &ws) || cli_spec_parse(&ws, arg, &sp))
+    if (cli_ws_find_path(arg, &ws) || cli_spec_parse(&ws, arg, &sp))
         return -1;
     cli_ws_scope(&ws, &scope);
     if ((at && cli_parse_time(at, &sp.at_ns)) ||

@@ -1,5 +1,6 @@
 /* util.c - error printing and workspace discovery for the subcommands. */
 #include "cli/cli.h"
+#include "cli/mounts.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,6 +103,26 @@ int cli_ws_find(const char *start, struct cli_ws *ws)
     }
     return pv_err(-ENOENT, "not inside a provfs workspace (no mount and no "
                   ".provfs/ in %s or any parent)", start ? start : "the current directory");
+}
+
+int cli_ws_find_path(const char *arg, struct cli_ws *ws)
+{
+    char dir[PATH_MAX];
+    if (cli_abspath(arg, dir, sizeof dir))
+        return -1;
+    /* Lexical walk up: PATH@N and deleted files are not on disk. */
+    struct stat sb;
+    while (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir) {
+            strcpy(dir, "/");
+            break;
+        }
+        *slash = 0;
+    }
+    int rc = cli_ws_find(dir, ws);
+    return rc ? pv_err(rc, "%s is not inside a provfs workspace (no mount and "
+                       "no .provfs/ above it)", arg) : 0;
 }
 
 int cli_ws_open_store(struct cli_ws *ws, unsigned flags, struct store **out)
