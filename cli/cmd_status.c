@@ -21,6 +21,7 @@ struct status_live {
     int ok;
     char policy[700], policy_error[1100];
     unsigned long long queued, committed, procs, gaps, batches, inodes, open_fds;
+    unsigned long long passthrough, killpriv, opens_pt, opens_cached, reads;
 };
 
 static void status_parse_live(const char *ans, struct status_live *l)
@@ -29,6 +30,9 @@ static void status_parse_live(const char *ans, struct status_live *l)
         { "queued", &l->queued }, { "committed", &l->committed },
         { "procs", &l->procs }, { "gaps", &l->gaps }, { "batches", &l->batches },
         { "inodes", &l->inodes }, { "open_fds", &l->open_fds },
+        { "passthrough", &l->passthrough }, { "killpriv", &l->killpriv },
+        { "opens_pt", &l->opens_pt }, { "opens_cached", &l->opens_cached },
+        { "reads", &l->reads },
     };
     for (const char *p = ans; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -66,8 +70,11 @@ static void status_print_json(const struct cli_ws *ws, const struct cat_counts *
     if (l->ok)
         printf(",\"queue\":{\"events\":%llu},\"daemon\":{\"committed\":%llu,"
                "\"processes\":%llu,\"gaps\":%llu,\"batches\":%llu,\"inodes\":%llu,"
-               "\"open_fds\":%llu}", l->queued, l->committed, l->procs, l->gaps,
-               l->batches, l->inodes, l->open_fds);
+               "\"open_fds\":%llu,\"passthrough\":%s,\"killpriv_v2\":%s,"
+               "\"opens_passthrough\":%llu,\"opens_cached\":%llu,\"reads\":%llu}",
+               l->queued, l->committed, l->procs, l->gaps, l->batches, l->inodes,
+               l->open_fds, l->passthrough ? "true" : "false",
+               l->killpriv ? "true" : "false", l->opens_pt, l->opens_cached, l->reads);
     if (l->policy[0]) {
         printf(",\"policy\":");
         json_str(stdout, l->policy, strlen(l->policy));
@@ -105,9 +112,14 @@ static void status_print_text(const struct cli_ws *ws, const struct cat_counts *
     if (l->policy_error[0])
         printf("policy:    the last edit was rejected, the policy above stays in force: %s\n",
                l->policy_error);
-    if (l->ok)
+    if (l->ok) {
         printf("queue:     %llu records waiting to be committed; %llu committed in "
                "%llu batches since mount\n", l->queued, l->committed, l->batches);
+        printf("kernel:    passthrough %s, killpriv_v2 %s; %llu opens passthrough, "
+               "%llu through the daemon, %llu reads served by the daemon\n",
+               l->passthrough ? "on" : "off", l->killpriv ? "on" : "off",
+               l->opens_pt, l->opens_cached, l->reads);
+    }
 }
 
 int cmd_status(int argc, char **argv)

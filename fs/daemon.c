@@ -29,6 +29,7 @@
 #include "fs/prov.h"
 #include "fs/runtime.h"
 #include "fs/snapshot.h"
+#include "fs/wire.h"
 #include "store/store.h"
 
 struct daemon {
@@ -90,7 +91,7 @@ static int daemon_session(struct daemon *d)
     if (fuse_session_mount(d->se, o->mountpoint))
         return pv_err(-EIO, "mounting %s failed (is /dev/fuse usable? see the log)", o->mountpoint);
     d->mounted = 1;
-    return 0;
+    return wire_install(d->se, o->passthrough);
 }
 
 /* The kernel reads ahead 128 KiB on a FUSE mount (and caps it at the
@@ -177,7 +178,8 @@ static int daemon_open(struct daemon *d)
     if (rc)
         pv_info("%d files changed while unmounted: external versions queued", rc);
     struct fs_params p = { .rootfd = d->rootfd, .cache = o->cache,
-                           .allow_other = o->allow_other };
+                           .allow_other = o->allow_other,
+                           .passthrough = o->passthrough };
     if ((rc = fs_ctx_new(&d->ctx, &p)))
         return rc;
     return 0;

@@ -19,6 +19,7 @@ struct fs_mount_opts {
     const char *policy;         /* --policy FILE (absolute), or NULL        */
     enum fs_cache_mode cache;
     int allow_other;
+    int passthrough;            /* kernel passthrough where offered (wire.h) */
     int debug;                  /* libfuse debug output to the log          */
     int ready_fd;               /* write "ok\n" or "<error>\n" once mounted,
                                    then close; -1 if nobody waits           */

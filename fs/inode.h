@@ -49,6 +49,12 @@ struct ino_node {
     struct ino_node *lru_prev, *lru_next;
     struct ino_node *hnext;     /* hash chain                                */
 
+    /* Owned by ops.c, guarded by its I/O-mode lock (see ops.c). */
+    unsigned io_cached;         /* open handles served with the page cache  */
+    unsigned io_pt;             /* open handles in kernel passthrough       */
+    int backing_id;             /* the kernel's id of the backing file, or 0 */
+    int pt_wrote;               /* written around the FUSE page cache       */
+
     /* Kernel file handle; handle_bytes == 0 when the fs gives none. */
     unsigned handle_bytes;
     int handle_type;

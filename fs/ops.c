@@ -28,6 +28,10 @@
  * close(), merge them across file handles and open O_WRONLY files for
  * reading, so release could not say "this handle wrote" and a snapshot taken
  * at release could miss data still in the page cache.
+ *
+ * Reads of files opened read-only skip the daemon altogether where the
+ * kernel offers passthrough (wire.h, "I/O modes" below); writes always
+ * come here.
  */
 #include "fs/ops.h"
 
@@ -35,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +55,7 @@
 #include "fs/prov.h"
 #include "fs/snapshot.h"
 #include "fs/inode.h"
+#include "fs/wire.h"
 
 #define FS_MAX_FDS      4096            /* bound of the O_PATH cache      */
 #define FS_MAX_WRITE    (1u << 20)
@@ -63,6 +69,9 @@ struct fs_ctx {
     double timeout;             /* entry and attribute timeout, seconds */
     uid_t euid;
     gid_t egid;
+    int passthrough;            /* may ask the kernel for passthrough     */
+    pthread_mutex_t io_lock;    /* the I/O-mode fields of every ino_node  */
+    atomic_ulong opens_pt, opens_cached, reads;     /* for status */
 };
 
 /* An open regular file. */
@@ -74,6 +83,10 @@ struct fs_file {
     int truncated;              /* opened with O_TRUNC                   */
     int versioned;              /* a version was queued through it       */
     int closed_once;            /* a close-write event was recorded      */
+    int pt;                     /* kernel passthrough (see I/O modes)     */
+    int backing;                /* ... on this backing id                 */
+    int drop_cache;             /* cached open after passthrough writes   */
+    struct timespec pt_ctime;   /* backing ctime at open or last close     */
     uint64_t proc;              /* capture's id of the opener             */
     struct ino_node *node;      /* pinned until release                   */
 };
@@ -155,6 +168,38 @@ static int chmod_opath(int fd, mode_t mode)
     char proc[64];
     proc_fd_path(fd, proc, sizeof(proc));
     return chmod(proc, mode) < 0 ? -errno : 0;
+}
+
+static int caller_in_group(fuse_req_t req, gid_t g)
+{
+    gid_t list[256];
+    if (fuse_req_ctx(req)->gid == g)
+        return 1;
+    int n = fuse_req_getgroups(req, 256, list);
+    for (int i = 0; i < n && i < 256; i++)
+        if (list[i] == g)
+            return 1;
+    return 0;
+}
+
+/* FUSE_HANDLE_KILLPRIV_V2 leaves it to us to drop privilege bits when
+ * someone without CAP_FSETID writes or truncates (the kernel flags the
+ * request): the daemon is root, so the backing file system would keep
+ * them.  Same rule as the kernel's: set-user-ID always goes; set-group-ID
+ * goes if the file is group-executable or the caller is not in its group.
+ * fd may be O_PATH.  1 if bits were dropped, 0 if none, or -errno. */
+static int kill_suidgid(fuse_req_t req, int fd)
+{
+    struct stat st;
+    if (!wire_kill_suidgid() || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return 0;
+    mode_t m = st.st_mode & 07777, drop = m & S_ISUID;
+    if ((m & S_ISGID) && ((m & S_IXGRP) || !caller_in_group(req, st.st_gid)))
+        drop |= S_ISGID;
+    if (!drop)
+        return 0;
+    int r = chmod_opath(fd, m & ~drop);
+    return r < 0 ? r : 1;
 }
 
 static void fill_entry(struct fs_ctx *c, struct fuse_entry_param *e,
@@ -429,6 +474,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         snap_write_begin(n->dev, n->ino, (uint64_t)attr->st_size, UINT64_MAX);
     }
     rc = apply_setattr(n, f, fd, attr, valid);
+    if (rc == 0 && (rc = kill_suidgid(req, f ? f->fd : fd)) > 0)
+        rc = 0;     /* the reply's attributes show it */
     if (rc == 0)
         rc = f ? (fstat(f->fd, &st) < 0 ? -errno : 0)
                : (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
@@ -810,13 +857,6 @@ static struct fs_file *file_new(struct fs_ctx *c, struct ino_node *n, int fd,
     return f;
 }
 
-static void set_open_flags(struct fs_ctx *c, struct fuse_file_info *fi)
-{
-    /* Nobody else writes the backing files (the mount shadows them), so
-     * cached pages stay valid across opens unless the user said otherwise. */
-    fi->keep_cache = c->cache != FS_CACHE_NONE;
-}
-
 /* Open flags for the backing file.  O_DIRECT is dropped: libfuse's request
  * buffers are not aligned for it (EINVAL), and the kernel already bypasses
  * its cache for the FUSE file; the backing page cache stays coherent. */
@@ -829,6 +869,104 @@ static int is_write_open(int flags)
 {
     return (flags & O_ACCMODE) != O_RDONLY;
 }
+
+/* ---- I/O modes ----------------------------------------------------------
+ *
+ * The kernel serves an open file either through us, with the FUSE page
+ * cache ("cached"), or on the backing file itself ("passthrough": reads
+ * never reach the daemon; wire.h).  It fails an open with EIO if one inode
+ * would have both at once, so the choice is made per inode, under io_lock:
+ *  - a read-only open is passthrough unless the inode has cached opens;
+ *  - an open for writing is cached unless the inode has passthrough opens;
+ *    then it is passthrough with FOPEN_DIRECT_IO, so that its reads and
+ *    writes still come here (versions and dirty ranges need the writes)
+ *    and only its mmap goes to the backing file (close_write looks at the
+ *    ctime for those writes).
+ * Our counts drop at RELEASE, which the kernel sends after dropping its
+ * own, so they never show fewer opens of a kind than the kernel has: the
+ * rule cannot make it mix the two.  Writes by passthrough handles leave
+ * the inode's FUSE page cache stale, so the next cached open drops it. */
+
+static void io_mode_open(struct fs_ctx *c, struct fs_file *f)
+{
+    struct ino_node *n = f->node;
+    int want = c->passthrough && wire_passthrough();
+    pthread_mutex_lock(&c->io_lock);
+    int pt = want && (f->write_open ? n->io_pt > 0 : n->io_cached == 0);
+    if (pt && !n->backing_id) {
+        int id = wire_backing_open(f->fd);
+        if (id > 0)
+            n->backing_id = id;
+        else
+            pt = 0;
+    }
+    if (pt) {
+        n->io_pt++;
+        f->backing = n->backing_id;
+    } else {
+        n->io_cached++;
+        f->drop_cache = n->pt_wrote;
+        n->pt_wrote = 0;
+    }
+    f->pt = pt;
+    pthread_mutex_unlock(&c->io_lock);
+    atomic_fetch_add_explicit(pt ? &c->opens_pt : &c->opens_cached, 1,
+                              memory_order_relaxed);
+}
+
+static void io_mode_release(struct fs_ctx *c, struct fs_file *f)
+{
+    struct ino_node *n = f->node;
+    pthread_mutex_lock(&c->io_lock);
+    if (!f->pt) {
+        n->io_cached--;
+    } else {
+        n->pt_wrote |= f->write_open;
+        if (--n->io_pt == 0) {
+            wire_backing_close(n->backing_id);
+            n->backing_id = 0;
+        }
+    }
+    pthread_mutex_unlock(&c->io_lock);
+}
+
+/* The open reply's flags.  A read-only handle needs no FLUSH: nothing is
+ * recorded at its close, and locks are the kernel's own. */
+static void io_mode_reply(struct fs_ctx *c, struct fs_file *f,
+                          struct fuse_file_info *fi)
+{
+    fi->noflush = !f->write_open;
+    if (f->pt) {
+        struct stat st;
+        if (f->write_open && fstat(f->fd, &st) == 0)
+            f->pt_ctime = st.st_ctim;
+        fi->keep_cache = 0;
+        fi->direct_io = f->write_open;
+        wire_reply_passthrough(f->backing, f->write_open);
+        return;
+    }
+    /* Nobody else writes the backing files (the mount shadows them), so
+     * cached pages stay valid across opens unless the user said otherwise
+     * or a passthrough handle wrote around them. */
+    fi->keep_cache = c->cache != FS_CACHE_NONE && !f->drop_cache;
+}
+
+/* A passthrough writer's mmap writes reach the backing file without us,
+ * so a moved ctime marks the whole file dirty (the next version is hashed
+ * in full rather than from tracked ranges). */
+static int pt_changed(struct fs_file *f)
+{
+    struct stat st;
+    if (!f->pt || fstat(f->fd, &st) < 0)
+        return 0;
+    int moved = st.st_ctim.tv_sec != f->pt_ctime.tv_sec ||
+                st.st_ctim.tv_nsec != f->pt_ctime.tv_nsec;
+    f->pt_ctime = st.st_ctim;
+    if (moved)
+        snap_write_begin(f->node->dev, f->node->ino, 0, UINT64_MAX);
+    return moved;
+}
+
 
 static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
                       mode_t mode, struct fuse_file_info *fi)
@@ -849,6 +987,9 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
     int fd = openat(pfd, name, backing_flags(fi->flags) | O_CREAT | O_CLOEXEC,
                     mode & 07777);
     int rc = fd < 0 ? -errno : set_owner(req, pfd, name, fd, S_IFREG, mode);
+    /* No kill_suidgid here: the kernel sends CREATE for a name it knows
+     * is free, so its O_TRUNC truncates nothing and the mode is the one
+     * the caller asked for. */
     if (rc == 0)
         rc = ino_lookup_fd(c->tab, parent, name, fd, &n, &st);
     ino_fd_put(c->tab, parent);
@@ -863,7 +1004,7 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
     }
     fill_entry(c, &e, n, &st);
     fi->fh = (uint64_t)(uintptr_t)f;
-    set_open_flags(c, fi);
+    io_mode_open(c, f);
     char path[PATH_MAX];
     f->created = 1;
     if (ino_child_path(c->tab, parent, name, path, sizeof(path)) >= 0) {
@@ -871,8 +1012,10 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
         snap_created(&sf);
         f->proc = capture(req, CAP_CREATE, path, NULL, (uint64_t)fi->flags);
     }
+    io_mode_reply(c, f, fi);
     if (fuse_reply_create(req, &e, fi) != 0) {
         /* The kernel never saw the handle: no release will come. */
+        io_mode_release(c, f);
         ino_unref(c->tab, n);
         close(fd);
         free(f);
@@ -889,6 +1032,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (fi->flags & O_TRUNC)
         snap_write_begin(n->dev, n->ino, 0, UINT64_MAX);
     int fd = ino_open(c->tab, n, backing_flags(fi->flags));
+    int k = fd >= 0 && (fi->flags & O_TRUNC) ? kill_suidgid(req, fd) : 0;
+    if (k > 0)
+        wire_inval_attr(ino);
+    if (k < 0) {
+        close(fd);
+        fd = k;
+    }
     if (fd < 0) {
         fuse_reply_err(req, -fd);
         return;
@@ -901,7 +1051,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)f;
-    set_open_flags(c, fi);
+    io_mode_open(c, f);
     char path[PATH_MAX];
     if (ino_path(c->tab, n, path, sizeof(path)) >= 0) {
         if (!w) {
@@ -915,7 +1065,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             capture(req, CAP_TRUNCATE, path, NULL, 0);
         }
     }
+    io_mode_reply(c, f, fi);
     if (fuse_reply_open(req, fi) != 0) {
+        io_mode_release(c, f);
         ino_unref(c->tab, n);
         close(fd);
         free(f);
@@ -927,6 +1079,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     /* Hand libfuse the descriptor: it splices file -> pipe -> /dev/fuse
      * without copying through our memory when the kernel allows. */
+    atomic_fetch_add_explicit(&ctx_of(req)->reads, 1, memory_order_relaxed);
     struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
     buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     buf.buf[0].fd = file_of(fi)->fd;
@@ -950,6 +1103,9 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     mark_wrote(f);
+    /* The kernel keeps its cached mode after a write: tell it. */
+    if (kill_suidgid(req, f->fd) > 0)
+        wire_inval_attr(ino);
     fuse_reply_write(req, (size_t)r);
 }
 
@@ -967,7 +1123,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
  * no version through it. */
 static void close_write(struct fs_ctx *c, struct fs_file *f, int last)
 {
-    int changed = atomic_exchange(&f->wrote, 0) ||
+    int mapped = pt_changed(f);
+    int changed = atomic_exchange(&f->wrote, 0) || mapped ||
                   (last && (f->created || f->truncated) && !f->versioned);
     if (!changed && !(last && !f->closed_once))
         return;
@@ -998,9 +1155,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 {
     struct fs_ctx *c = ctx_of(req);
     struct fs_file *f = file_of(fi);
-    close(f->fd);
     if (f->write_open)
         close_write(c, f, 1);
+    close(f->fd);
+    io_mode_release(c, f);
     ino_unref(c->tab, f->node);
     free(f);
     fuse_reply_err(req, 0);
@@ -1411,6 +1569,8 @@ int fs_ctx_new(struct fs_ctx **out, const struct fs_params *p)
     }
     c->rootfd = p->rootfd;
     c->cache = p->cache;
+    c->passthrough = p->passthrough;
+    pthread_mutex_init(&c->io_lock, NULL);
     c->timeout = cache_timeout(p->cache);
     c->euid = geteuid();
     c->egid = getegid();
@@ -1426,6 +1586,7 @@ void fs_ctx_free(struct fs_ctx *ctx)
     if (!ctx)
         return;
     ino_table_free(ctx->tab);
+    pthread_mutex_destroy(&ctx->io_lock);
     free(ctx);
 }
 
@@ -1435,4 +1596,9 @@ void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out)
     ino_get_stats(ctx->tab, &s);
     out->inodes = s.nodes;
     out->open_fds = s.fds;
+    out->opens_pt = atomic_load(&ctx->opens_pt);
+    out->opens_cached = atomic_load(&ctx->opens_cached);
+    out->reads = atomic_load(&ctx->reads);
+    out->passthrough = wire_passthrough();
+    out->killpriv = wire_killpriv();
 }

@@ -27,6 +27,7 @@ struct fs_params {
     int rootfd;                 /* O_RDONLY|O_DIRECTORY fd of the source   */
     enum fs_cache_mode cache;
     int allow_other;            /* serve other users (permission checks on) */
+    int passthrough;            /* use kernel passthrough where offered     */
 };
 
 struct fs_ctx;
@@ -40,6 +41,11 @@ const struct fuse_lowlevel_ops *fs_lowlevel_ops(void);
 struct fs_stats {
     unsigned long inodes;       /* inodes the kernel holds references to */
     unsigned long open_fds;     /* descriptors in the cache              */
+    unsigned long opens_pt;     /* opens served by kernel passthrough    */
+    unsigned long opens_cached; /* opens served through the daemon       */
+    unsigned long reads;        /* READ requests the daemon answered     */
+    int passthrough;            /* the kernel accepted passthrough       */
+    int killpriv;               /* ... and FUSE_HANDLE_KILLPRIV_V2       */
 };
 void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out);
 
