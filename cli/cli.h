@@ -45,7 +45,8 @@ int cli_ws_find(const char *start, struct cli_ws *ws);
 
 /* The workspace of a PATH[@N] argument: the one enclosing the path's
  * nearest existing directory, so `provfs log /elsewhere/ws/f` works from
- * any directory.  The path need not exist (a deleted file). */
+ * any directory.  The path need not exist (a deleted file).  Falls back
+ * to the current directory's workspace. */
 int cli_ws_find_path(const char *arg, struct cli_ws *ws);
 
 /* Open the workspace's store.  When mounted, first asks the daemon to

@@ -120,9 +120,13 @@ int cli_ws_find_path(const char *arg, struct cli_ws *ws)
         }
         *slash = 0;
     }
-    int rc = cli_ws_find(dir, ws);
-    return rc ? pv_err(rc, "%s is not inside a provfs workspace (no mount and "
-                       "no .provfs/ above it)", arg) : 0;
+    if (cli_ws_find(dir, ws) == 0)
+        return 0;
+    /* Then the cwd's workspace, so the caller can say "outside W". */
+    if (cli_ws_find(NULL, ws) == 0)
+        return 0;
+    return pv_err(-ENOENT, "%s is not inside a provfs workspace (no mount and "
+                  "no .provfs/ above it or above the current directory)", arg);
 }
 
 int cli_ws_open_store(struct cli_ws *ws, unsigned flags, struct store **out)

@@ -169,6 +169,10 @@ pv fsck extra 2>/dev/null; check_eq "fsck with an argument: usage, exit 2" 2 $?
 err=$(cd "$out" && "$PROVFS" log f.txt 2>&1); rc=$?
 check "log outside any workspace: exit 1, says so" \
     test "$rc" = 1 -a -n "$(grep -o 'not inside a provfs workspace' <<<"$err")"
+check_eq "log of an absolute path from outside the workspace" "$(pv log f.txt)" \
+    "$(cd "$out" && "$PROVFS" log "$ws/f.txt")"
+check_eq "cat PATH@1 from outside the workspace" "$(pv cat f.txt@1 | sha256sum)" \
+    "$(cd "$out" && "$PROVFS" cat "$ws/f.txt@1" | sha256sum)"
 err=$(cd "$out" && "$PROVFS" stats 2>&1); rc=$?
 check_eq "stats outside any workspace: exit 1" 1 "$rc"
 err=$(pv cat /etc/passwd@1 2>&1); rc=$?
