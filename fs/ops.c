@@ -967,7 +967,6 @@ static int pt_changed(struct fs_file *f)
     return moved;
 }
 
-
 static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
                       mode_t mode, struct fuse_file_info *fi)
 {
