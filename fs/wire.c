@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -21,9 +22,7 @@
 #include "common/log.h"
 
 /* Linux 6.9 (protocol 7.40). */
-#ifndef FUSE_PASSTHROUGH
-#define FUSE_PASSTHROUGH_FLAGS2  (1u << 5)      /* 1ULL << 37 */
-#endif
+#define FUSE_PASSTHROUGH_FLAGS2  (1u << 5)      /* FUSE_PASSTHROUGH >> 32 */
 #ifndef FOPEN_PASSTHROUGH
 #define FOPEN_PASSTHROUGH        (1u << 7)
 #endif
@@ -152,7 +151,9 @@ static void wire_amend_open(struct fuse_open_out *out, int backing)
     out->open_flags |= FOPEN_PASSTHROUGH;
     if (wire_cur.direct)
         out->open_flags |= FOPEN_DIRECT_IO;
-    out->padding = (uint32_t)backing;           /* backing_id since 7.40 */
+    /* backing_id since 7.40, "padding" in older headers: same bytes. */
+    int32_t id = backing;
+    memcpy((char *)out + offsetof(struct fuse_open_out, open_flags) + 4, &id, 4);
 }
 
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *ud)
