@@ -197,6 +197,20 @@ static void spawn_cat(struct child *c, char *const argv[], char *const envp[])
     assert_int_equal(read(sync[0], &b, 1), 0);
     close(sync[0]);
     c->wfd = in[1];
+    /* After the exec, the dynamic loader briefly opens files at the lowest
+     * free descriptor, 2 here: wait until cat blocks in read(0, ...), which
+     * /proc/PID/syscall shows as "0 0x0 ..." on x86-64. */
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)c->pid);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        int in_read = f && fgets(line, sizeof line, f) && !strncmp(line, "0 0x0 ", 6);
+        if (f)
+            fclose(f);
+        if (in_read)
+            break;
+        usleep(10000);
+    }
 }
 
 static void reap(struct child *c)
