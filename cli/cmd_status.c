@@ -21,7 +21,7 @@ struct status_live {
     int ok;
     char policy[700], policy_error[1100];
     unsigned long long queued, committed, procs, gaps, batches, inodes, open_fds;
-    unsigned long long passthrough, killpriv, opens_pt, opens_cached, reads;
+    unsigned long long passthrough, pt_offered, killpriv, opens_pt, opens_cached, reads;
 };
 
 static void status_parse_live(const char *ans, struct status_live *l)
@@ -30,7 +30,8 @@ static void status_parse_live(const char *ans, struct status_live *l)
         { "queued", &l->queued }, { "committed", &l->committed },
         { "procs", &l->procs }, { "gaps", &l->gaps }, { "batches", &l->batches },
         { "inodes", &l->inodes }, { "open_fds", &l->open_fds },
-        { "passthrough", &l->passthrough }, { "killpriv", &l->killpriv },
+        { "passthrough", &l->passthrough }, { "pt_offered", &l->pt_offered },
+        { "killpriv", &l->killpriv },
         { "opens_pt", &l->opens_pt }, { "opens_cached", &l->opens_cached },
         { "reads", &l->reads },
     };
@@ -70,10 +71,12 @@ static void status_print_json(const struct cli_ws *ws, const struct cat_counts *
     if (l->ok)
         printf(",\"queue\":{\"events\":%llu},\"daemon\":{\"committed\":%llu,"
                "\"processes\":%llu,\"gaps\":%llu,\"batches\":%llu,\"inodes\":%llu,"
-               "\"open_fds\":%llu,\"passthrough\":%s,\"killpriv_v2\":%s,"
+               "\"open_fds\":%llu,\"passthrough\":%s,\"passthrough_offered\":%s,"
+               "\"killpriv_v2\":%s,"
                "\"opens_passthrough\":%llu,\"opens_cached\":%llu,\"reads\":%llu}",
                l->queued, l->committed, l->procs, l->gaps, l->batches, l->inodes,
                l->open_fds, l->passthrough ? "true" : "false",
+               l->pt_offered ? "true" : "false",
                l->killpriv ? "true" : "false", l->opens_pt, l->opens_cached, l->reads);
     if (l->policy[0]) {
         printf(",\"policy\":");

@@ -1599,5 +1599,6 @@ void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out)
     out->opens_cached = atomic_load(&ctx->opens_cached);
     out->reads = atomic_load(&ctx->reads);
     out->passthrough = wire_passthrough();
+    out->passthrough_offered = wire_passthrough_offered();
     out->killpriv = wire_killpriv();
 }

@@ -45,6 +45,7 @@ struct fs_stats {
     unsigned long opens_cached; /* opens served through the daemon       */
     unsigned long reads;        /* READ requests the daemon answered     */
     int passthrough;            /* the kernel accepted passthrough       */
+    int passthrough_offered;    /* ... offered it                        */
     int killpriv;               /* ... and FUSE_HANDLE_KILLPRIV_V2       */
 };
 void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out);

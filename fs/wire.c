@@ -52,11 +52,12 @@ static struct {
     int want_pt;
     atomic_ullong init_unique;  /* INIT's id until it is answered      */
     uint64_t offered;       /* the kernel's INIT flags, flags2 << 32    */
-    atomic_int pt, killpriv;
+    atomic_int pt, killpriv, pt_offered;
 } wire = { .fd = -1 };
 
 int wire_passthrough(void) { return atomic_load(&wire.pt); }
 int wire_killpriv(void) { return atomic_load(&wire.killpriv); }
+int wire_passthrough_offered(void) { return atomic_load(&wire.pt_offered); }
 int wire_kill_suidgid(void) { return wire_cur.kill; }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -79,7 +80,8 @@ static void wire_note_init(const struct fuse_in_header *h, const void *buf,
     atomic_store(&wire.init_unique, h->unique);
 }
 
-/* Only the flags that matter here: whether to drop privilege bits. */
+/* Only the flags that matter here: whether to drop privilege bits.  CREATE
+ * is not among them: the kernel sends it for a free name (see op_create). */
 static void wire_inspect(const void *buf, size_t n)
 {
     const struct fuse_in_header *h = buf;
@@ -100,11 +102,6 @@ static void wire_inspect(const void *buf, size_t n)
     }
     case FUSE_OPEN: {
         const struct fuse_open_in *in = wire_arg(buf, n, sizeof(*in));
-        wire_cur.kill = in && (in->open_flags & FUSE_OPEN_KILL_SUIDGID);
-        break;
-    }
-    case FUSE_CREATE: {
-        const struct fuse_create_in *in = wire_arg(buf, n, sizeof(*in));
         wire_cur.kill = in && (in->open_flags & FUSE_OPEN_KILL_SUIDGID);
         break;
     }
@@ -130,9 +127,11 @@ static void wire_amend_init(struct fuse_init_out *out)
     uint32_t add = 0, add2 = 0;
     if (wire.offered & FUSE_HANDLE_KILLPRIV_V2)
         add |= FUSE_HANDLE_KILLPRIV_V2;
-    int pt = wire.want_pt && (wire.offered >> 32 & FUSE_PASSTHROUGH_FLAGS2) &&
-             !(out->flags & FUSE_WRITEBACK_CACHE);
-    if (pt && (out->flags & FUSE_INIT_EXT)) {
+    int offered = (wire.offered >> 32 & FUSE_PASSTHROUGH_FLAGS2) &&
+                  (out->flags & FUSE_INIT_EXT);
+    atomic_store(&wire.pt_offered, offered);
+    int pt = wire.want_pt && offered && !(out->flags & FUSE_WRITEBACK_CACHE);
+    if (pt) {
         add2 |= FUSE_PASSTHROUGH_FLAGS2;
         out->unused[0] = WIRE_STACK_DEPTH;      /* max_stack_depth */
     }
@@ -140,8 +139,8 @@ static void wire_amend_init(struct fuse_init_out *out)
     out->flags2 |= add2;
     atomic_store(&wire.killpriv, add != 0);
     atomic_store(&wire.pt, add2 != 0);
-    pv_info("kernel features: killpriv_v2 %s, passthrough %s",
-            add ? "on" : "off", add2 ? "on" : "off");
+    pv_info("kernel features: killpriv_v2 %s, passthrough %s (%s by the kernel)",
+            add ? "on" : "off", add2 ? "on" : "off", offered ? "offered" : "not offered");
 }
 
 /* fuse_open_out closes both an OPEN reply and a CREATE reply. */
@@ -252,6 +251,7 @@ const struct fuse_custom_io *wire_io(int devfd, int want_pt)
     atomic_store(&wire.init_unique, 0);
     atomic_store(&wire.pt, 0);
     atomic_store(&wire.killpriv, 0);
+    atomic_store(&wire.pt_offered, 0);
     return &wire_custom_io;
 }
 

@@ -42,6 +42,9 @@ const struct fuse_custom_io *wire_io(int devfd, int want_pt);
 int wire_passthrough(void);
 int wire_killpriv(void);
 
+/* After INIT: 1 if the kernel offered passthrough (whether or not taken). */
+int wire_passthrough_offered(void);
+
 /* The request this thread is serving asked the server to drop the
  * set-user-ID and set-group-ID bits (a write, truncate or O_TRUNC open by
  * a caller without CAP_FSETID). */

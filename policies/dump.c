@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,30 +102,30 @@ static void sb_list(struct sb *b, int indent, const char *key,
     }
 }
 
-static void globs(struct sb *b, int indent, const char *key, const struct globvec *v)
+/* A list of rules as their source texts: n elements of `stride` bytes from
+ * `base`, each with its `const char *` text at offset `off`. */
+static void texts(struct sb *b, int indent, const char *key, const void *base,
+                  size_t n, size_t stride, size_t off)
 {
-    const char **t = malloc((v->n + 1) * sizeof *t);
+    const char **t = malloc((n + 1) * sizeof *t);
     if (!t) {
         b->oom = 1;
         return;
     }
-    for (size_t i = 0; i < v->n; i++)
-        t[i] = v->v[i].text;
-    sb_list(b, indent, key, t, v->n);
+    for (size_t i = 0; i < n; i++)
+        memcpy(&t[i], (const char *)base + i * stride + off, sizeof t[i]);
+    sb_list(b, indent, key, t, n);
     free(t);
+}
+
+static void globs(struct sb *b, int indent, const char *key, const struct globvec *v)
+{
+    texts(b, indent, key, v->v, v->n, sizeof *v->v, offsetof(struct pol_glob, text));
 }
 
 static void names(struct sb *b, int indent, const char *key, const struct namevec *v)
 {
-    const char **t = malloc((v->n + 1) * sizeof *t);
-    if (!t) {
-        b->oom = 1;
-        return;
-    }
-    for (size_t i = 0; i < v->n; i++)
-        t[i] = v->v[i].text;
-    sb_list(b, indent, key, t, v->n);
-    free(t);
+    texts(b, indent, key, v->v, v->n, sizeof *v->v, offsetof(struct namerule, text));
 }
 
 /* Consecutive rules of one kind become one "- KIND:" item. */

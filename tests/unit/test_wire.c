@@ -102,6 +102,7 @@ static void test_init_adds_offered_features(void **state)
     assert_int_equal(out.flags2 & PT_FLAGS2, PT_FLAGS2);
     assert_int_equal(out.unused[0], 1);                 /* max_stack_depth */
     assert_int_equal(wire_passthrough(), 1);
+    assert_int_equal(wire_passthrough_offered(), 1);
     assert_int_equal(wire_killpriv(), 1);
 }
 
@@ -115,6 +116,7 @@ static void test_init_adds_nothing_not_offered(void **state)
     assert_int_equal(out.flags2, 0);
     assert_int_equal(out.unused[0], 0);
     assert_int_equal(wire_passthrough(), 0);
+    assert_int_equal(wire_passthrough_offered(), 0);
     assert_int_equal(wire_killpriv(), 0);
 }
 
@@ -126,6 +128,7 @@ static void test_init_passthrough_off_by_option(void **state)
     init_handshake(io, p, FUSE_INIT_EXT | FUSE_HANDLE_KILLPRIV_V2, PT_FLAGS2, &out);
     assert_int_equal(out.flags2 & PT_FLAGS2, 0);
     assert_int_equal(wire_passthrough(), 0);
+    assert_int_equal(wire_passthrough_offered(), 1);
     assert_int_equal(wire_killpriv(), 1);
 }
 
