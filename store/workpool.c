@@ -100,8 +100,8 @@ void workpool_destroy(struct workpool *p)
     free(p);
 }
 
-void workpool_run(struct workpool *p, size_t n,
-                  void (*fn)(void *ctx, size_t i, unsigned worker), void *ctx)
+void workpool_start(struct workpool *p, size_t n,
+                    void (*fn)(void *ctx, size_t i, unsigned worker), void *ctx)
 {
     if (!p || !p->nhelpers || n < 2) {
         for (size_t i = 0; i < n; i++)
@@ -112,11 +112,26 @@ void workpool_run(struct workpool *p, size_t n,
     p->fn = fn, p->ctx = ctx, p->n = n, p->next = 0;
     p->gen++;
     pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void workpool_join(struct workpool *p)
+{
+    if (!p || !p->nhelpers)
+        return;
+    pthread_mutex_lock(&p->mu);
     workpool_drain(p, 0, 0);
     while (p->active)       /* only helpers that claimed an item */
         pthread_cond_wait(&p->done, &p->mu);
     p->n = 0;
     pthread_mutex_unlock(&p->mu);
+}
+
+void workpool_run(struct workpool *p, size_t n,
+                  void (*fn)(void *ctx, size_t i, unsigned worker), void *ctx)
+{
+    workpool_start(p, n, fn, ctx);
+    workpool_join(p);
 }
 
 unsigned workpool_default_threads(void)

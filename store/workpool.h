@@ -28,6 +28,15 @@ void workpool_destroy(struct workpool *p);
 void workpool_run(struct workpool *p, size_t n,
                   void (*fn)(void *ctx, size_t i, unsigned worker), void *ctx);
 
+/* The same run in two halves, so the caller can do other work meanwhile:
+ * start hands the items to the helpers (with no helpers it runs them all
+ * at once, here); join has the caller take what is left, then waits for
+ * the items helpers claimed.  Every start needs its join before the next
+ * start, and before the items' data may change. */
+void workpool_start(struct workpool *p, size_t n,
+                    void (*fn)(void *ctx, size_t i, unsigned worker), void *ctx);
+void workpool_join(struct workpool *p);
+
 /* Threads worth using: online CPUs, at most WORKPOOL_MAX. */
 unsigned workpool_default_threads(void);
 
