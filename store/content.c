@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,6 +34,10 @@
 #include "store/workpool.h"
 
 #define INGEST_WIN ((size_t)4 << 20)     /* read window; > CHUNKER_MAX */
+/* The window is filled this much at a time, each piece hashed and chunked
+ * while it is still in the CPU's cache (fewer trips to memory than reading
+ * 4 MiB, then hashing 4 MiB, then chunking 4 MiB). */
+#define INGEST_PIECE ((size_t)256 << 10)
 #define BATCH_RTXN_USES 4096             /* lookups per read snapshot */
 /* Compressed outputs of one window's chunks: compressBound of each, i.e.
  * the window plus 1/256 plus a little per chunk (at most 256 chunks). */
@@ -62,6 +67,8 @@ struct wchunk {
     uint8_t id[32];
     uint8_t *zout;      /* in the batch's arena */
     size_t zlen;        /* 0 = keep raw */
+    struct chunk_rec rec;   /* where it was appended, if new */
+    int err;            /* the append failed (message in batch errmsg) */
 };
 
 struct pack_end {
@@ -83,8 +90,16 @@ struct content_batch {
     unsigned nthreads;
     struct workpool *pool;          /* made at the first flush; NULL = 1 */
     uint8_t *win, *arena;           /* read window; compressed outputs */
+    uint8_t *wbuf[2];               /* win is one of them, never fwc's */
     struct wchunk *wc;              /* chunks cut, not yet processed */
     size_t nwc, capwc;
+    struct wchunk *fwc;             /* in flight: being compressed */
+    size_t nfwc, capfwc;
+    int busy;                       /* fwc's compression was started */
+    int err;                        /* an in-flight append failed: the
+                                       batch cannot commit */
+    unsigned char errmsg_taken;     /* first failing helper fills errmsg */
+    char errmsg[PV_ERRMAX];
     MDB_txn *rtxn;                  /* dedup lookups against the store */
     unsigned rtxn_uses;
     int (*hook)(void *, MDB_txn *);
@@ -220,9 +235,12 @@ int content_batch_begin(struct store *st, struct content_batch **out)
         return pv_err(-ENOMEM, "out of memory");
     b->st = st;
     b->nthreads = workpool_default_threads();
-    b->win = malloc(INGEST_WIN);
+    b->wbuf[0] = malloc(INGEST_WIN);
+    b->wbuf[1] = malloc(INGEST_WIN);
+    b->win = b->wbuf[0];
     b->arena = malloc(INGEST_ARENA);
-    int rc = (!b->win || !b->arena) ? pv_err(-ENOMEM, "out of memory") : 0;
+    int rc = (!b->wbuf[0] || !b->wbuf[1] || !b->arena)
+             ? pv_err(-ENOMEM, "out of memory") : 0;
     if (!rc)
         rc = store_mdb_err(mdb_txn_begin(st->env, NULL, MDB_RDONLY, &b->rtxn),
                            "starting a read transaction");
@@ -250,6 +268,8 @@ void content_batch_set_hook(struct content_batch *b,
 
 static void batch_free(struct content_batch *b)
 {
+    if (b->busy)            /* helpers may still be reading the window */
+        workpool_join(b->pool);
     for (size_t i = 0; i < b->npe; i++)
         pack_unhold(b->st, b->pe[i].pack, b->pe[i].holds);
     if (b->rtxn)
@@ -263,9 +283,11 @@ static void batch_free(struct content_batch *b)
     workpool_destroy(b->pool);
     for (unsigned i = 0; i < WORKPOOL_MAX; i++)
         ZSTD_freeCCtx(b->zc[i]);
-    free(b->win);
+    free(b->wbuf[0]);
+    free(b->wbuf[1]);
     free(b->arena);
     free(b->wc);
+    free(b->fwc);
     free(b);
 }
 
@@ -298,6 +320,12 @@ struct ingest {
     uint64_t ooff;              /* file offset of oe[oi] */
     struct content_range *dirty;/* sorted, merged */
     size_t ndirty;
+    /* where this file's appends begin, for ingest_undo; taken once the
+     * previous file's last window is stored */
+    int marked;
+    struct pack_mark mark;
+    size_t npc0;
+    uint64_t napp0;
 };
 
 static ssize_t ingest_pread(int fd, uint8_t *buf, size_t n, uint64_t off)
@@ -346,18 +374,31 @@ static void work_hash(void *ctx, size_t i, unsigned worker)
     chunk_hash(w->data, w->len, w->id);
 }
 
-/* Phase 3 (parallel): compress the new ones; keep raw what does not shrink. */
-static void work_compress(void *ctx, size_t i, unsigned worker)
+/* Phase 3 (parallel, in the background): compress a new chunk (keep it raw
+ * if that does not shrink it) and append it to the pack.  Chunks land in the
+ * pack in any order; their records say where. */
+static void work_store(void *ctx, size_t i, unsigned worker)
 {
     struct content_batch *b = ctx;
-    struct wchunk *w = &b->wc[i];
+    struct wchunk *w = &b->fwc[i];
     if (!w->is_new)
         return;
-    if (!b->zc[worker] && !(b->zc[worker] = ZSTD_createCCtx()))
-        return;     /* no memory: store it raw */
-    size_t z = ZSTD_compressCCtx(b->zc[worker], w->zout, ZSTD_compressBound(w->len),
-                                 w->data, w->len, CONTENT_ZSTD_LEVEL);
-    w->zlen = !ZSTD_isError(z) && z < w->len ? z : 0;
+    if (b->zc[worker] || (b->zc[worker] = ZSTD_createCCtx())) {
+        size_t z = ZSTD_compressCCtx(b->zc[worker], w->zout, ZSTD_compressBound(w->len),
+                                     w->data, w->len, CONTENT_ZSTD_LEVEL);
+        w->zlen = !ZSTD_isError(z) && z < w->len ? z : 0;
+    }   /* else no memory for a context: store it raw */
+    w->rec = (struct chunk_rec){ .raw = w->len, .stored = w->len };
+    const uint8_t *out = w->data;
+    if (w->zlen) {
+        out = w->zout;
+        w->rec.stored = w->zlen;
+        w->rec.flags = CHUNK_ZSTD;
+    }
+    w->err = pack_append(b->st, out, w->rec.stored, &w->rec.pack, &w->rec.off);
+    /* pv_err's message is this thread's: keep the first for the caller. */
+    if (w->err && !__atomic_test_and_set(&b->errmsg_taken, __ATOMIC_ACQ_REL))
+        snprintf(b->errmsg, sizeof b->errmsg, "%s", pv_errmsg());
 }
 
 /* Is wc[i] a repeat of an earlier new chunk of the same window? */
@@ -369,33 +410,66 @@ static int window_dup(const struct content_batch *b, size_t i)
     return 0;
 }
 
-static int store_chunk(struct content_batch *b, const struct wchunk *w)
+/* Account for a chunk a helper appended: the pack stays held until the
+ * batch ends, and later lookups find the chunk in the pending set. */
+static int note_chunk(struct content_batch *b, const struct wchunk *w)
 {
-    struct chunk_rec rec = { .raw = w->len, .stored = w->len };
-    const uint8_t *out = w->data;
-    if (w->zlen) {
-        out = w->zout;
-        rec.stored = w->zlen;
-        rec.flags = CHUNK_ZSTD;
-    }
-    int rc = pack_append(b->st, out, rec.stored, &rec.pack, &rec.off);
-    if (!rc)
-        rc = batch_note_pack(b, rec.pack, rec.off + rec.stored);
+    int rc = batch_note_pack(b, w->rec.pack, w->rec.off + w->rec.stored);
     if (!rc) {
         b->napp++;
-        rc = batch_add_pending(b, w->id, &rec);
+        rc = batch_add_pending(b, w->id, &w->rec);
     }
     return rc;
 }
 
-/* Process the chunks cut so far: hash (parallel), look up and add to the
- * manifest (in order), compress the new ones (parallel), append them (in
- * order).  The window's bytes must stay put until this returns. */
-static int ingest_flush(struct ingest *g)
+/* The window in flight: wait for its compression, then append its new
+ * chunks in order.  A failure here may belong to a file whose ingest has
+ * already returned, so it poisons the whole batch. */
+static int flush_finish(struct content_batch *b)
+{
+    int rc = 0, failed = 0;
+    if (!b->busy)
+        return 0;
+    workpool_join(b->pool);
+    b->busy = 0;
+    /* Every successful append is noted, even after a failure, so that its
+     * pack is unheld and an undo counts it. */
+    for (size_t i = 0; i < b->nfwc; i++) {
+        const struct wchunk *w = &b->fwc[i];
+        if (!w->is_new)
+            continue;
+        int r = w->err ? w->err : note_chunk(b, w);
+        if (r && !rc)
+            rc = r, failed = w->err != 0;
+    }
+    b->nfwc = 0;
+    if (failed)
+        rc = pv_err(rc, "%s", b->errmsg);
+    if (rc)
+        b->err = rc;
+    return rc;
+}
+
+/* Name the chunks cut so far (parallel), look them up and add them to the
+ * manifest (in order), then start compressing the new ones in the
+ * background and move the reader to the other window.  The caller reads
+ * and chunks on while helpers compress: on two CPUs that overlap is most
+ * of ingest's speed.  The previous window in flight is finished first, so
+ * lookups see every chunk stored before. */
+static int flush_start(struct ingest *g)
 {
     struct content_batch *b = g->b;
     size_t off = 0;
-    int rc = 0;
+    int rc = b->nwc ? flush_finish(b) : 0;
+    if (rc || !b->nwc)
+        return rc;
+    if (!g->marked) {
+        if ((rc = pack_mark(b->st, &g->mark)))
+            return rc;
+        g->marked = 1;
+        g->npc0 = b->npc;
+        g->napp0 = b->napp;
+    }
     if (!b->pool && b->nthreads > 1 && b->nwc > 1 &&
         workpool_create(&b->pool, b->nthreads))
         b->nthreads = 1;    /* no memory for a pool: work alone */
@@ -411,15 +485,21 @@ static int ingest_flush(struct ingest *g)
         }
         w->zout = b->arena + off;
         w->zlen = 0;
+        w->err = 0;
         off += w->is_new ? ZSTD_compressBound(w->len) : 0;
     }
-    if (!rc)
-        workpool_run(b->pool, b->nwc, work_compress, b);
-    for (size_t i = 0; !rc && i < b->nwc; i++)
-        if (b->wc[i].is_new)
-            rc = store_chunk(b, &b->wc[i]);
-    b->nwc = 0;
-    return rc;
+    if (rc) {
+        b->nwc = 0;
+        return rc;
+    }
+    struct wchunk *t = b->fwc;
+    size_t tcap = b->capfwc;
+    b->fwc = b->wc, b->capfwc = b->capwc, b->nfwc = b->nwc;
+    b->wc = t, b->capwc = tcap, b->nwc = 0;
+    b->busy = 1;
+    workpool_start(b->pool, b->nfwc, work_store, b);
+    b->win = b->win == b->wbuf[0] ? b->wbuf[1] : b->wbuf[0];
+    return 0;
 }
 
 static int ingest_queue(struct ingest *g, const uint8_t *data, size_t n)
@@ -538,15 +618,17 @@ static int ingest_chunk(struct ingest *g)
     chunker_reset(&g->ch);
     for (;;) {
         if (si == wlen) {
-            /* The queued chunks live in the window: process them before
-             * the window moves. */
-            if ((rc = ingest_flush(g)))
+            /* A full window: the queued chunks live in it, so send them
+             * off, and carry the uncut tail over to the other window. */
+            if (wlen == INGEST_WIN && (rc = flush_start(g)))
                 return rc;
-            if (cs) {
-                memmove(win, win + cs, wlen - cs);
+            if (wlen == INGEST_WIN && cs) {
+                memcpy(g->b->win, win + cs, wlen - cs);
+                win = g->b->win;
                 woff += cs, wlen -= cs, si -= cs, cs = 0;
             }
-            ssize_t n = ingest_pread(g->fd, win + wlen, INGEST_WIN - wlen, woff + wlen);
+            size_t want = INGEST_WIN - wlen < INGEST_PIECE ? INGEST_WIN - wlen : INGEST_PIECE;
+            ssize_t n = ingest_pread(g->fd, win + wlen, want, woff + wlen);
             if (n < 0)
                 return (int)n;
             ingest_hash(g, win + wlen, woff + wlen, (size_t)n);
@@ -555,7 +637,7 @@ static int ingest_chunk(struct ingest *g)
                 g->pos = woff + si;
                 g->eof = 1;
                 rc = si > cs ? ingest_queue(g, win + cs, si - cs) : 0;
-                return rc ? rc : ingest_flush(g);
+                return rc ? rc : flush_start(g);
             }
         }
         int cut;
@@ -567,7 +649,7 @@ static int ingest_chunk(struct ingest *g)
         cs = si;
         if (g->have_old && old_resync(g, woff + si)) {
             g->pos = woff + si;
-            return ingest_flush(g);
+            return flush_start(g);
         }
     }
 }
@@ -674,18 +756,14 @@ int content_batch_add_fd(struct content_batch *b, int fd,
                          uint8_t out_id[CONTENT_ID_LEN], uint64_t *size)
 {
     struct stat sb;
+    if (b->err)
+        return pv_err(b->err, "an earlier file of this snapshot batch could not be stored");
     if (fstat(fd, &sb))
         return pv_errno(-errno, "inspecting the file to snapshot");
     int rc = grow((void **)&b->cs, &b->capcs, b->ncs + 1, sizeof *b->cs);
     if (rc)
         return rc;
     struct ingest g = { .b = b, .fd = fd, .new_size = (uint64_t)sb.st_size };
-    struct pack_mark mark;
-    size_t npc0 = b->npc;
-    uint64_t napp0 = b->napp;
-    rc = pack_mark(b->st, &mark);
-    if (rc)
-        return rc;
     g.pc = &b->cs[b->ncs];
     memset(g.pc, 0, sizeof *g.pc);
     chunker_init(&g.ch, NULL);
@@ -696,9 +774,13 @@ int content_batch_add_fd(struct content_batch *b, int fd,
     free(g.oe);
     free(g.dirty);
     if (rc) {
+        /* What is in flight may be an earlier file's (then it must be
+         * stored) or this one's (then it is undone with the rest). */
         b->nwc = 0;
+        flush_finish(b);
         free(g.pc->ents);
-        ingest_undo(b, &mark, npc0, napp0);
+        if (g.marked)
+            ingest_undo(b, &g.mark, g.npc0, g.napp0);
         return rc;
     }
     sha256mid_final(&g.h, g.pc->id);
@@ -767,7 +849,9 @@ int content_batch_commit(struct content_batch *b)
 {
     struct store *st = b->st;
     MDB_txn *txn = NULL;
-    int rc = 0;
+    int rc = flush_finish(b);
+    if (!rc && b->err)
+        rc = pv_err(b->err, "a file of this snapshot batch could not be stored");
     mdb_txn_abort(b->rtxn);
     b->rtxn = NULL;
     /* Durability order: the bytes first, then the references to them. */

@@ -22,7 +22,7 @@
  * batches commit one at a time (LMDB has one writer).  A batch belongs to the
  * thread that runs it.
  *
- * Memory: ingest keeps a 4 MiB read window, a 4 MiB compression arena, a
+ * Memory: ingest keeps two 4 MiB read windows, a 4 MiB compression arena, a
  * zstd context per thread and, until commit, ~40 bytes of manifest per chunk
  * plus ~100 bytes per newly stored chunk (~20 MiB for 10 GiB of new data;
  * chunks average ~70 KiB).  Reads hold one manifest part (4096 chunks) and
@@ -66,7 +66,10 @@ int content_batch_begin(struct store *st, struct content_batch **out);
 
 /* Read fd (with pread, from offset 0 to EOF; the file offset is untouched)
  * and store its chunks.  out_id and *size are valid at once, but nothing
- * refers to the content until the batch commits.  prev may be NULL. */
+ * refers to the content until the batch commits.  prev may be NULL.
+ * The file's last window may still be compressing in the background when
+ * this returns (fd is no longer needed); if storing it fails, the next
+ * add_fd and the commit fail. */
 int content_batch_add_fd(struct content_batch *b, int fd,
                          const struct content_prev *prev,
                          uint8_t out_id[CONTENT_ID_LEN], uint64_t *size);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -471,7 +472,10 @@ static void test_crash_before_commit(void **state)
         struct content_batch *b;
         uint8_t id[32];
         int fd = open(f->file, O_RDONLY);
+        /* A file's last window is stored while the next file is read: the
+         * second add makes sure the first one's bytes are in the pack. */
         if (store_open(&st, f->sdir, 0) || content_batch_begin(st, &b) ||
+            content_batch_add_fd(b, fd, NULL, id, NULL) ||
             content_batch_add_fd(b, fd, NULL, id, NULL))
             _exit(1);
         _exit(0);
@@ -592,6 +596,62 @@ static void test_disk_full(void **state)
     free(p);
 }
 
+/* A file's last window is stored while the next file is read, so a full
+ * disk can strike after its add_fd has returned 0: the next add_fd says so,
+ * the commit fails, and nothing half-stored is left behind. */
+static void test_disk_full_deferred(void **state)
+{
+    struct fx *f = *state;
+    char mnt[96], sdir[128], a[128], b[128], filler[128];
+    snprintf(mnt, sizeof mnt, "%s/small", f->root);
+    mkdir(mnt, 0700);
+    if (mount("provfs-test", mnt, "tmpfs", 0, "size=8m")) {
+        print_message("# cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+        skip();
+    }
+    snprintf(sdir, sizeof sdir, "%s/.provfs", mnt);
+    snprintf(a, sizeof a, "%s/a", f->root);
+    snprintf(b, sizeof b, "%s/b", f->root);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    size_t n = (size_t)3 << 20;     /* under one window: all of it deferred */
+    uint8_t *p = malloc(n), id[32];
+    fill_random(p, n, 21);
+    write_file(a, p, n);
+    write_file(b, p, 1000);
+    struct store *st;
+    assert_int_equal(store_open(&st, sdir, STORE_CREATE), 0);
+    struct statvfs vfs;             /* leave 1 MiB: a fits in neither */
+    assert_int_equal(statvfs(mnt, &vfs), 0);
+    size_t fill = (size_t)vfs.f_bavail * vfs.f_frsize - ((size_t)1 << 20);
+    uint8_t *z = calloc(1, fill);
+    write_file(filler, z, fill);
+    free(z);
+    struct content_batch *bt;
+    assert_int_equal(content_batch_begin(st, &bt), 0);
+    int fa = open(a, O_RDONLY), fb = open(b, O_RDONLY);
+    assert_int_equal(content_batch_add_fd(bt, fa, NULL, id, NULL), 0);
+    pv_errclear();
+    assert_int_equal(content_batch_add_fd(bt, fb, NULL, id, NULL), -ENOSPC);
+    print_message("# %s\n", pv_errmsg());
+    assert_non_null(strstr(pv_errmsg(), "full"));
+    assert_int_equal(content_batch_add_fd(bt, fb, NULL, id, NULL), -ENOSPC);
+    assert_int_equal(content_batch_commit(bt), -ENOSPC);
+    close(fa);
+    close(fb);
+    struct content_stats s;
+    assert_int_equal(content_stats(st, &s), 0);
+    assert_int_equal(s.contents, 0);
+    assert_int_equal(fsck(st), 0);
+    /* With room again, the same file goes in and reads back. */
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(ingest(st, a, NULL, id), 0);
+    assert_content(st, id, p, n);
+    assert_int_equal(fsck(st), 0);
+    store_close(st);
+    assert_int_equal(umount(mnt), 0);
+    free(p);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -609,6 +669,7 @@ int main(void)
         T(test_corrupt_chunk_named),
         T(test_pack_roll),
         T(test_disk_full),
+        T(test_disk_full_deferred),
     };
     return cmocka_run_group_tests_name("content", tests, NULL, NULL);
 }
