@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -349,6 +350,44 @@ int cat_read_begin(struct store *st, struct cat_reader **out)
     }
     *out = rd;
     return 0;
+}
+
+struct cat_par {
+    struct store *st;
+    size_t n, next;             /* next: claimed atomically */
+    cat_par_fn fn;
+    void (*tls_free)(void *);
+    void *ctx;
+};
+
+static void *cat_par_main(void *arg)
+{
+    struct cat_par *p = arg;
+    struct cat_reader *rd;
+    void *tls = NULL;
+    size_t i;
+    if (cat_read_begin(p->st, &rd))
+        return NULL;
+    while ((i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) < p->n)
+        p->fn(rd, &tls, i, p->ctx);
+    if (p->tls_free && tls)
+        p->tls_free(tls);
+    cat_read_end(rd);
+    return NULL;
+}
+
+void cat_read_parallel(struct store *st, size_t n, unsigned nthreads,
+                       cat_par_fn fn, void (*tls_free)(void *tls), void *ctx)
+{
+    struct cat_par p = { st, n, 0, fn, tls_free, ctx };
+    pthread_t t[CAT_PAR_MAX];
+    unsigned k = 0;
+    if (nthreads > CAT_PAR_MAX)
+        nthreads = CAT_PAR_MAX;
+    while (k < nthreads && k < n && !pthread_create(&t[k], NULL, cat_par_main, &p))
+        k++;
+    while (k > 0)
+        pthread_join(t[--k], NULL);
 }
 
 void cat_read_end(struct cat_reader *rd)

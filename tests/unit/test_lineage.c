@@ -376,6 +376,30 @@ static void test_scope_names(void **state)
     assert_int_equal(lineage_scope_parse("jobs", &s), -EINVAL);
 }
 
+/* 24 readers (over LIN_PF_MIN: the walk prefetches them on helper threads):
+ * the even ones write after their read, the odd ones only before it. */
+static void test_down_many_readers(void **state)
+{
+    (void)state;
+    char path[16], want[512] = "";
+    ver("wide", 1, CAT_ORIGIN_PREEXISTING, 0, NULL, 0);
+    for (uint64_t i = 0; i < 24; i++) {
+        uint64_t id = 200 + i, seq = 1000 + 10 * i;
+        proc(id, 0, (uint32_t)id, NULL, NULL);
+        snprintf(path, sizeof path, "w%02u", (unsigned)i);
+        if (i % 2)
+            ver(path, seq - 5, CAT_ORIGIN_WRITTEN, id, NULL, 0);
+        ev(seq, CAP_OPEN_READ, id, "wide");
+        if (i % 2 == 0) {
+            ver(path, seq + 5, CAT_ORIGIN_WRITTEN, id, NULL, 0);
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s@1",
+                     *want ? "," : "", path);
+        }
+    }
+    for (int round = 0; round < 3; round++)
+        assert_string_equal(walk("wide", 1, 1, -1, NULL), want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_walk_all),
         cmocka_unit_test(test_query_reuse),
         cmocka_unit_test(test_scope_names),
+        cmocka_unit_test(test_down_many_readers),   /* last: adds records */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
