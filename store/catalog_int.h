@@ -1,7 +1,8 @@
 /*
  * catalog_int.h - private to store/: what the catalog lends the store's
  * maintenance code (maint.c: fsck cross-checks, version retention), which
- * walks the raw databases with cursors inside one reader's snapshot.
+ * walks the raw databases with cursors inside one reader's snapshot, and
+ * the lineage code (a reader's store, to open more readers on threads).
  * Nothing outside store/ includes this file.
  */
 #ifndef STORE_CATALOG_INT_H
