@@ -92,7 +92,7 @@ static int lineage_run(const char *arg, const struct lineage_opts *o)
      * cold descendant walk of a widely used input read the whole map (196
      * MB in scripts/bench-lineage's store); without it, it reads ~20 MB,
      * and lineage.c overlaps those reads.  Only a walk over half the store
-     * (52k versions) is slower this way (cold 1.2 s -> 1.6 s). */
+     * (52k versions) is slower this way (cold ~1.1 s -> ~1.5 s). */
     if (cli_ws_open_store(&ws, STORE_RDONLY | STORE_RANDOM, &st))
         return -1;
     struct cat_reader *rd = NULL;
