@@ -93,9 +93,10 @@ struct content_batch {
     uint8_t *wbuf[2];               /* win is one of them, never fwc's */
     struct wchunk *wc;              /* chunks cut, not yet processed */
     size_t nwc, capwc;
-    struct wchunk *fwc;             /* in flight: being compressed */
+    struct wchunk *fwc;             /* in flight: being compressed and
+                                       appended by the helpers */
     size_t nfwc, capfwc;
-    int busy;                       /* fwc's compression was started */
+    int busy;                       /* fwc was handed to the helpers */
     int err;                        /* an in-flight append failed: the
                                        batch cannot commit */
     unsigned char errmsg_taken;     /* first failing helper fills errmsg */
@@ -422,9 +423,9 @@ static int note_chunk(struct content_batch *b, const struct wchunk *w)
     return rc;
 }
 
-/* The window in flight: wait for its compression, then append its new
- * chunks in order.  A failure here may belong to a file whose ingest has
- * already returned, so it poisons the whole batch. */
+/* The window in flight: wait for the helpers to compress and append it,
+ * then note its new chunks in order.  A failure here may belong to a file
+ * whose ingest has already returned, so it poisons the whole batch. */
 static int flush_finish(struct content_batch *b)
 {
     int rc = 0, failed = 0;
