@@ -292,10 +292,15 @@ static void batch_free(struct content_batch *b)
     free(b);
 }
 
+static int flush_finish(struct content_batch *b);
+
 void content_batch_abort(struct content_batch *b)
 {
     if (!b)
         return;
+    /* The window in flight first: its appends must be counted (and their
+     * packs unheld), or the rollback below would cut under them. */
+    flush_finish(b);
     pack_rollback(b->st, &b->mark, b->napp);
     batch_free(b);
 }

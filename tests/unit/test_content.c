@@ -596,6 +596,35 @@ static void test_disk_full(void **state)
     free(p);
 }
 
+/* Aborting a batch whose last window is still being stored gives all its
+ * bytes back: the pack is cut to where it was, and the store stays sound. */
+static void test_abort_in_flight(void **state)
+{
+    struct fx *f = *state;
+    size_t n = (size_t)3 << 20;
+    uint8_t *p = malloc(n), a[32], id[32];
+    char pack[160];
+    fill_random(p, n, 41);
+    write_file(f->file, p, 1000);
+    assert_int_equal(ingest(f->st, f->file, NULL, a), 0);
+    snprintf(pack, sizeof pack, "%s/packs/pack-000001", f->sdir);
+    uint64_t before = file_size(pack);
+    write_file(f->file, p, n);
+    struct content_batch *b;
+    assert_int_equal(content_batch_begin(f->st, &b), 0);
+    int fd = open(f->file, O_RDONLY);
+    assert_int_equal(content_batch_add_fd(b, fd, NULL, id, NULL), 0);
+    close(fd);
+    content_batch_abort(b);
+    assert_int_equal(file_size(pack), before);
+    assert_int_equal(content_exists(f->st, id), 0);
+    assert_int_equal(fsck(f->st), 0);
+    /* The same content goes in afterwards. */
+    assert_int_equal(ingest(f->st, f->file, NULL, id), 0);
+    assert_content(f->st, id, p, n);
+    free(p);
+}
+
 /* 40 MiB of incompressible data cross several 8 MiB writeback kicks, each
  * of which drops the pages of the range kicked before: the content still
  * reads back exactly, in the same process and after reopening the store,
@@ -691,6 +720,7 @@ int main(void)
         T(test_disk_full),
         T(test_disk_full_deferred),
         T(test_big_ingest_pages_dropped),
+        T(test_abort_in_flight),
     };
     return cmocka_run_group_tests_name("content", tests, NULL, NULL);
 }
