@@ -67,9 +67,9 @@ int content_batch_begin(struct store *st, struct content_batch **out);
 /* Read fd (with pread, from offset 0 to EOF; the file offset is untouched)
  * and store its chunks.  out_id and *size are valid at once, but nothing
  * refers to the content until the batch commits.  prev may be NULL.
- * The file's last window may still be compressing in the background when
- * this returns (fd is no longer needed); if storing it fails, the next
- * add_fd and the commit fail. */
+ * The file's last window may still be in the helpers' hands (compressed,
+ * appended) when this returns; fd is no longer needed.  If storing it
+ * fails, the next add_fd and the commit fail. */
 int content_batch_add_fd(struct content_batch *b, int fd,
                          const struct content_prev *prev,
                          uint8_t out_id[CONTENT_ID_LEN], uint64_t *size);
