@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +28,8 @@
 #include "fs/capture.h"         /* op values, for the lineage 'U' index only */
 #include "store/codec.h"
 #include "store/store_int.h"
+#include "store/workpool.h"
+#include "store/workpool.h"
 
 struct cat_reader {
     struct store *st;
@@ -352,42 +353,39 @@ int cat_read_begin(struct store *st, struct cat_reader **out)
     return 0;
 }
 
+/* cat_read_parallel's run: a reader and a tls per worker of the pool. */
 struct cat_par {
     struct store *st;
-    size_t n, next;             /* next: claimed atomically */
     cat_par_fn fn;
-    void (*tls_free)(void *);
     void *ctx;
+    struct cat_reader *rd[WORKPOOL_MAX];
+    void *tls[WORKPOOL_MAX];
+    int failed[WORKPOOL_MAX];
 };
 
-static void *cat_par_main(void *arg)
+static void cat_par_item(void *arg, size_t i, unsigned worker)
 {
     struct cat_par *p = arg;
-    struct cat_reader *rd;
-    void *tls = NULL;
-    size_t i;
-    if (cat_read_begin(p->st, &rd))
-        return NULL;
-    while ((i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) < p->n)
-        p->fn(rd, &tls, i, p->ctx);
-    if (p->tls_free && tls)
-        p->tls_free(tls);
-    cat_read_end(rd);
-    return NULL;
+    if (!p->rd[worker] && !p->failed[worker])
+        p->failed[worker] = cat_read_begin(p->st, &p->rd[worker]) != 0;
+    if (p->rd[worker])      /* no reader: the item is only not warmed */
+        p->fn(p->rd[worker], &p->tls[worker], i, p->ctx);
 }
 
 void cat_read_parallel(struct store *st, size_t n, unsigned nthreads,
                        cat_par_fn fn, void (*tls_free)(void *tls), void *ctx)
 {
-    struct cat_par p = { st, n, 0, fn, tls_free, ctx };
-    pthread_t t[CAT_PAR_MAX];
-    unsigned k = 0;
-    if (nthreads > CAT_PAR_MAX)
-        nthreads = CAT_PAR_MAX;
-    while (k < nthreads && k < n && !pthread_create(&t[k], NULL, cat_par_main, &p))
-        k++;
-    while (k > 0)
-        pthread_join(t[--k], NULL);
+    struct cat_par p = { .st = st, .fn = fn, .ctx = ctx };
+    struct workpool *pool;
+    if (workpool_create(&pool, nthreads))
+        return;
+    workpool_run(pool, n, cat_par_item, &p);
+    workpool_destroy(pool);
+    for (unsigned w = 0; w < WORKPOOL_MAX; w++) {
+        if (p.tls[w] && tls_free)
+            tls_free(p.tls[w]);
+        cat_read_end(p.rd[w]);
+    }
 }
 
 void cat_read_end(struct cat_reader *rd)

@@ -123,7 +123,8 @@ int cat_read_begin(struct store *st, struct cat_reader **out);
 void cat_read_end(struct cat_reader *rd);
 
 /* Warm the page cache for lookups about to be made one after another:
- * nthreads threads (at most CAT_PAR_MAX), each with its own reader, call
+ * nthreads threads (at most 16, the caller one of them; a store/workpool),
+ * each with its own reader, call
  * fn(rd, &tls, i, ctx) for every i in [0, n), items claimed one at a time.
  * *tls starts NULL and is the thread's to keep state in; tls_free (may be
  * NULL) gets it at the end.  Cold, the threads' page reads are in flight
@@ -131,7 +132,6 @@ void cat_read_end(struct cat_reader *rd);
  * than one after another); what fn finds is the caller's to throw away.
  * Returns when all items are done.  Best effort: a thread that cannot
  * start or open a reader only means less overlap. */
-#define CAT_PAR_MAX 16
 typedef void (*cat_par_fn)(struct cat_reader *rd, void **tls, size_t i, void *ctx);
 void cat_read_parallel(struct store *st, size_t n, unsigned nthreads,
                        cat_par_fn fn, void (*tls_free)(void *tls), void *ctx);

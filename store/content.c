@@ -94,9 +94,8 @@ struct content_batch {
     struct wchunk *wc;              /* chunks cut, not yet processed */
     size_t nwc, capwc;
     struct wchunk *fwc;             /* in flight: being compressed and
-                                       appended by the helpers */
+                                       appended by the helpers (nfwc > 0) */
     size_t nfwc, capfwc;
-    int busy;                       /* fwc was handed to the helpers */
     int err;                        /* an in-flight append failed: the
                                        batch cannot commit */
     unsigned char errmsg_taken;     /* first failing helper fills errmsg */
@@ -269,7 +268,7 @@ void content_batch_set_hook(struct content_batch *b,
 
 static void batch_free(struct content_batch *b)
 {
-    if (b->busy)            /* helpers may still be reading the window */
+    if (b->nfwc)            /* helpers may still be reading the window */
         workpool_join(b->pool);
     for (size_t i = 0; i < b->npe; i++)
         pack_unhold(b->st, b->pe[i].pack, b->pe[i].holds);
@@ -434,10 +433,9 @@ static int note_chunk(struct content_batch *b, const struct wchunk *w)
 static int flush_finish(struct content_batch *b)
 {
     int rc = 0, failed = 0;
-    if (!b->busy)
+    if (!b->nfwc)
         return 0;
     workpool_join(b->pool);
-    b->busy = 0;
     /* Every successful append is noted, even after a failure, so that its
      * pack is unheld and an undo counts it. */
     for (size_t i = 0; i < b->nfwc; i++) {
@@ -502,7 +500,6 @@ static int flush_start(struct ingest *g)
     size_t tcap = b->capfwc;
     b->fwc = b->wc, b->capfwc = b->capwc, b->nfwc = b->nwc;
     b->wc = t, b->capwc = tcap, b->nwc = 0;
-    b->busy = 1;
     workpool_start(b->pool, b->nfwc, work_store, b);
     b->win = b->win == b->wbuf[0] ? b->wbuf[1] : b->wbuf[0];
     return 0;

@@ -137,5 +137,5 @@ void workpool_run(struct workpool *p, size_t n,
 unsigned workpool_default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > WORKPOOL_MAX ? WORKPOOL_MAX : (unsigned)n;
+    return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
 }

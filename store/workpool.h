@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#define WORKPOOL_MAX 8
+#define WORKPOOL_MAX 16       /* I/O-bound users (catalog prefetch) want many */
 
 struct workpool;
 
@@ -37,7 +37,7 @@ void workpool_start(struct workpool *p, size_t n,
                     void (*fn)(void *ctx, size_t i, unsigned worker), void *ctx);
 void workpool_join(struct workpool *p);
 
-/* Threads worth using: online CPUs, at most WORKPOOL_MAX. */
+/* Threads worth using for CPU work: online CPUs, at most 8. */
 unsigned workpool_default_threads(void);
 
 #endif
