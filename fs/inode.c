@@ -32,6 +32,8 @@ struct ino_table {
     unsigned long nfds;         /* cached descriptors */
     unsigned max_fds;
     struct ino_node *lru_head, *lru_tail;   /* head = most recently used */
+    struct ino_node *dead;      /* destroyed under the lock, linked by hnext:
+                                   closed and freed by table_unlock */
 };
 
 static size_t ino_hash(dev_t dev, ino_t ino, size_t nbuckets)
@@ -135,17 +137,36 @@ static void hash_remove(struct ino_table *t, struct ino_node *n)
 
 /* ---- lifetime (lock held) ---------------------------------------------- */
 
+/* Unreachable from now on; table_unlock closes and frees it. */
 static void node_destroy(struct ino_table *t, struct ino_node *n)
 {
     hash_remove(t, n);
     if (n->fd >= 0) {
         /* Unpinned: nobody holds a ref, so nobody borrows the fd either. */
         lru_unlink(t, n);
-        close(n->fd);
         t->nfds--;
     }
-    free(n->name);
-    free(n);
+    n->hnext = t->dead;
+    t->dead = n;
+}
+
+/* Unlock, then close and free what was destroyed under the lock.  Closing
+ * the last descriptor of an unlinked file frees it on disk (ext4 truncates
+ * and discards: ~100 us here), which must not stall every other request
+ * behind the table lock. */
+static void table_unlock(struct ino_table *t)
+{
+    struct ino_node *dead = t->dead;
+    t->dead = NULL;
+    pthread_mutex_unlock(&t->lock);
+    while (dead) {
+        struct ino_node *next = dead->hnext;
+        if (dead->fd >= 0)
+            close(dead->fd);
+        free(dead->name);
+        free(dead);
+        dead = next;
+    }
 }
 
 /* Free n and then any ancestors it was the last thing holding. */
@@ -303,6 +324,15 @@ static int node_offer_fd(struct ino_table *t, struct ino_node *n, int fd,
  * count one kernel lookup.  With adopt, fd is an O_PATH descriptor this
  * call consumes (it enters the cache or is closed); without, it stays the
  * caller's. */
+/* Lock held.  The node of (dev, ino), root included, or NULL. */
+static struct ino_node *node_find_locked(struct ino_table *t, const struct stat *st)
+{
+    struct ino_node *n = hash_find(t, st->st_dev, st->st_ino);
+    if (n == NULL && st->st_dev == t->root->dev && st->st_ino == t->root->ino)
+        n = t->root;    /* a bind mount or link back to the root */
+    return n;
+}
+
 static int node_enter(struct ino_table *t, struct ino_node *parent,
                       const char *name, int fd, int adopt,
                       const struct stat *st, struct ino_node **out)
@@ -310,18 +340,16 @@ static int node_enter(struct ino_table *t, struct ino_node *parent,
     int evicted[INO_EVICT_BATCH], nev = 0;
     int spare = adopt ? fd : -1;
     pthread_mutex_lock(&t->lock);
-    struct ino_node *n = hash_find(t, st->st_dev, st->st_ino);
-    if (n == NULL && st->st_dev == t->root->dev && st->st_ino == t->root->ino)
-        n = t->root;    /* a bind mount or link back to the root */
+    struct ino_node *n = node_find_locked(t, st);
     if (n) {
         n->nlookup++;
         node_rename_locked(t, n, parent, name);
         if (adopt)
             spare = node_offer_fd(t, n, fd, evicted, &nev);
-        pthread_mutex_unlock(&t->lock);
+        table_unlock(t);
         goto done;
     }
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 
     struct ino_node *fresh = node_new(t, fd, st, name);
     if (!fresh) {
@@ -345,7 +373,7 @@ static int node_enter(struct ino_table *t, struct ino_node *parent,
     }
     if (adopt)
         spare = node_offer_fd(t, n, fd, evicted, &nev);
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 done:
     if (spare >= 0)
         close(spare);
@@ -354,9 +382,34 @@ done:
     return 0;
 }
 
+/* Count a lookup of an inode the table already has; -ENOENT if it has not. */
+static int node_enter_known(struct ino_table *t, struct ino_node *parent,
+                            const char *name, const struct stat *st,
+                            struct ino_node **out)
+{
+    pthread_mutex_lock(&t->lock);
+    struct ino_node *n = node_find_locked(t, st);
+    if (n) {
+        n->nlookup++;
+        node_rename_locked(t, n, parent, name);
+    }
+    table_unlock(t);
+    *out = n;
+    return n ? 0 : -ENOENT;
+}
+
 int ino_lookup(struct ino_table *t, struct ino_node *parent, int parentfd,
                const char *name, struct ino_node **out, struct stat *st)
 {
+    /* A known inode needs only its stat: the identity is (dev, ino), and
+     * the stat returned is that inode's.  Pinning a new one with an O_PATH
+     * descriptor (for its handle) costs two syscalls more, so only new
+     * inodes pay them: relisting a directory (find, git status, rm -rf)
+     * and revalidating dentries then cost one syscall per name. */
+    if (fstatat(parentfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (node_enter_known(t, parent, name, st, out) == 0)
+        return 0;
     int fd = openat(parentfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -384,14 +437,14 @@ void ino_forget(struct ino_table *t, struct ino_node *n, uint64_t nlookup)
         n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
         node_release_chain(t, n);
     }
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 }
 
 void ino_ref(struct ino_table *t, struct ino_node *n)
 {
     pthread_mutex_lock(&t->lock);
     n->refs++;
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 }
 
 void ino_unref(struct ino_table *t, struct ino_node *n)
@@ -399,7 +452,7 @@ void ino_unref(struct ino_table *t, struct ino_node *n)
     pthread_mutex_lock(&t->lock);
     n->refs--;
     node_release_chain(t, n);
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 }
 
 struct ino_node *ino_find(struct ino_table *t, dev_t dev, ino_t ino)
@@ -408,7 +461,7 @@ struct ino_node *ino_find(struct ino_table *t, dev_t dev, ino_t ino)
     struct ino_node *n = hash_find(t, dev, ino);
     if (n)
         n->refs++;
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
     return n;
 }
 
@@ -417,7 +470,7 @@ int ino_set_name(struct ino_table *t, struct ino_node *n,
 {
     pthread_mutex_lock(&t->lock);
     int rc = node_rename_locked(t, n, parent, name);
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
     return rc;
 }
 
@@ -426,7 +479,7 @@ void ino_set_gone(struct ino_table *t, struct ino_node *n)
     pthread_mutex_lock(&t->lock);
     if (n != t->root)
         n->gone = 1;
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 }
 
 void ino_name_removed(struct ino_table *t, struct ino_node *n,
@@ -435,7 +488,7 @@ void ino_name_removed(struct ino_table *t, struct ino_node *n,
     pthread_mutex_lock(&t->lock);
     if (n != t->root && n->parent == parent && strcmp(n->name, name) == 0)
         n->gone = 1;
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 }
 
 /* ---- descriptors ------------------------------------------------------- */
@@ -448,12 +501,12 @@ static int reopen_by_name(struct ino_table *t, struct ino_node *n, int flags)
     pthread_mutex_lock(&t->lock);
     struct ino_node *p = n->parent;
     if (!p || n->gone) {
-        pthread_mutex_unlock(&t->lock);
+        table_unlock(t);
         return -ESTALE;
     }
     snprintf(name, sizeof(name), "%s", n->name);
     p->refs++;
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 
     int rc, pfd = ino_fd_get(t, p);
     if (pfd < 0) {
@@ -508,10 +561,10 @@ int ino_fd_get(struct ino_table *t, struct ino_node *n)
         if (n->fd_pins++ == 0)
             lru_unlink(t, n);
         int fd = n->fd;
-        pthread_mutex_unlock(&t->lock);
+        table_unlock(t);
         return fd;
     }
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 
     int fd = open_node(t, n, O_PATH | O_NOFOLLOW);
     if (fd < 0)
@@ -529,7 +582,7 @@ int ino_fd_get(struct ino_table *t, struct ino_node *n)
     }
     n->fd_pins++;
     fd = n->fd;
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
     if (spare >= 0)
         close(spare);
     close_all(evicted, nev);
@@ -546,7 +599,7 @@ void ino_fd_put(struct ino_table *t, struct ino_node *n)
         lru_push(t, n);
         nev = lru_evict(t, evicted);
     }
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
     close_all(evicted, nev);
 }
 
@@ -590,7 +643,7 @@ int ino_path(struct ino_table *t, struct ino_node *n, char *buf, size_t len)
         return -ENAMETOOLONG;
     pthread_mutex_lock(&t->lock);
     long pos = path_rtl(t, n, buf, len - 1);
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
     if (pos < 0)
         return (int)pos;
     size_t l = len - 1 - (size_t)pos;
@@ -619,5 +672,5 @@ void ino_get_stats(struct ino_table *t, struct ino_stats *out)
     pthread_mutex_lock(&t->lock);
     out->nodes = t->count + 1;
     out->fds = t->nfds;
-    pthread_mutex_unlock(&t->lock);
+    table_unlock(t);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -136,6 +137,14 @@ void workpool_run(struct workpool *p, size_t n,
 
 unsigned workpool_default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+    /* Read once: glibc reads /sys/devices/system/cpu/online on every call,
+     * and the daemon begins a content batch per snapshot batch. */
+    static _Atomic unsigned cached;
+    unsigned c = atomic_load(&cached);
+    if (!c) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c = n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+        atomic_store(&cached, c);
+    }
+    return c;
 }

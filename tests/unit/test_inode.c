@@ -89,6 +89,17 @@ static unsigned long fds(struct fix *f)
     return s.fds;
 }
 
+static int count_fds(void)
+{
+    int n = 0;
+    char p[32];
+    for (int fd = 0; fd < 1024; fd++) {
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        n += access(p, F_OK) == 0;
+    }
+    return n;
+}
+
 static void path_is(struct fix *f, struct ino_node *n, const char *want)
 {
     char buf[PATH_MAX];
@@ -126,6 +137,55 @@ static void test_lookup_forget(void **state)
     ino_forget(f->t, a, 1);
     assert_int_equal(nodes(f), 1);
     assert_int_equal(fds(f), 0);
+}
+
+/* Looking up a known inode again costs no descriptor: the process's
+ * descriptor count stays put, the lookups are still counted, and a name
+ * that now leads to another inode gets that inode's node. */
+static void test_known_lookup_no_fd(void **state)
+{
+    struct fix *f = *state;
+    struct stat st, real;
+    mkfile(f, "a", "x");
+    struct ino_node *a = look(f, ino_root(f->t), "a", NULL);
+    int before = count_fds();
+    for (int i = 0; i < 10; i++)
+        assert_ptr_equal(look(f, ino_root(f->t), "a", &st), a);
+    assert_int_equal(count_fds(), before);
+    assert_int_equal(a->nlookup, 11);
+    assert_int_equal(fstatat(f->rootfd, "a", &real, 0), 0);
+    assert_int_equal(st.st_ino, real.st_ino);
+    assert_int_equal(st.st_size, 1);
+
+    /* Replace the name: the next lookup is of a new inode. */
+    mkfile(f, "b", "yy");
+    assert_int_equal(renameat(f->rootfd, "b", f->rootfd, "a"), 0);
+    struct ino_node *b = look(f, ino_root(f->t), "a", &st);
+    assert_ptr_not_equal(b, a);
+    assert_int_equal(st.st_size, 2);
+    assert_int_equal(b->nlookup, 1);
+    ino_forget(f->t, a, 11);
+    ino_forget(f->t, b, 1);
+    assert_int_equal(nodes(f), 1);
+}
+
+/* The last forget of an unlinked file closes its cached descriptor (which
+ * frees the file on disk) after the table lock is dropped, and does close
+ * it: no descriptor outlives the node. */
+static void test_forget_unlinked_closes(void **state)
+{
+    struct fix *f = *state;
+    mkfile(f, "gone", "data");
+    int before = count_fds();
+    struct ino_node *n = look(f, ino_root(f->t), "gone", NULL);
+    assert_int_equal(fds(f), 1);
+    assert_int_equal(count_fds(), before + 1);
+    assert_int_equal(unlinkat(f->rootfd, "gone", 0), 0);
+    ino_set_gone(f->t, n);
+    ino_forget(f->t, n, 1);
+    assert_int_equal(nodes(f), 1);
+    assert_int_equal(fds(f), 0);
+    assert_int_equal(count_fds(), before);
 }
 
 static void test_lookup_missing(void **state)
@@ -368,6 +428,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_root_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_forget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_lookup_no_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget_unlinked_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hard_links_share_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_paths_and_rename, setup, teardown),

@@ -381,9 +381,13 @@ static int count_fds(void)
     return n;
 }
 
-/* The daemon is long-lived and multi-threaded: no path may leak an fd. */
+/* The daemon is long-lived and multi-threaded: no path may leak an fd.
+ * proc_read_stat keeps the last callers' stat files open (bounded, see
+ * test_stat_cache): warm the ones read here first. */
 static void test_no_fd_leak(void **state)
 {
+    struct proc_stat warm;
+    assert_int_equal(proc_read_stat(1, &warm), 0);
     int before = count_fds();
     for (int i = 0; i < 200; i++) {
         struct proc_info pi;
@@ -394,6 +398,57 @@ static void test_no_fd_leak(void **state)
         assert_int_equal(proc_read_stat(1, &st), 0);
         assert_int_equal(proc_tgid(getpid(), &tgid), 0);
         assert_int_equal(proc_read_info(INT_MAX, &pi), -ESRCH);
+    }
+    assert_int_equal(count_fds(), before);
+}
+
+/* proc_read_stat's open descriptors: the same answers as a fresh read, at
+ * most one per slot, and a task's descriptor fails once it is gone (so a
+ * recycled number can never borrow the dead task's identity), which also
+ * releases the descriptor. */
+static void test_stat_cache(void **state)
+{
+    enum { N = 40 };
+    pid_t kids[N];
+    int gate[2];
+    int before = count_fds();
+    assert_int_equal(pipe(gate), 0);
+    for (int i = 0; i < N; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            char c;
+            close(gate[1]);
+            (void)!read(gate[0], &c, 1);    /* until the parent closes it */
+            _exit(0);
+        }
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            struct proc_stat st, fresh;
+            char path[48], buf[2048];
+            assert_int_equal(proc_read_stat(kids[i], &st), 0);
+            snprintf(path, sizeof path, "/proc/%d/stat", (int)kids[i]);
+            int fd = open(path, O_RDONLY);
+            assert_true(fd >= 0);
+            ssize_t n = read(fd, buf, sizeof buf);
+            close(fd);
+            assert_true(n > 0);
+            assert_int_equal(proc_parse_stat(buf, (size_t)n, &fresh), 0);
+            assert_int_equal(st.tgid, kids[i]);
+            assert_int_equal(st.start, fresh.start);
+            assert_int_equal(st.ppid, getpid());
+        }
+    }
+    int held = count_fds() - before - 2;     /* the gate pipe is open */
+    assert_true(held >= 1 && held <= N);
+    close(gate[0]);
+    close(gate[1]);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(waitpid(kids[i], NULL, 0), kids[i]);
+    for (int i = 0; i < N; i++) {
+        struct proc_stat st;
+        assert_int_equal(proc_read_stat(kids[i], &st), -ESRCH);
     }
     assert_int_equal(count_fds(), before);
 }
@@ -414,6 +469,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_vanished),
         cmocka_unit_test(test_thread_tgid),
         cmocka_unit_test(test_no_fd_leak),
+        cmocka_unit_test(test_stat_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
