@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -41,6 +42,7 @@
 #define SNAP_INO_MAX   (1u << 16)
 #define SNAP_DIRTY_MAX 1024     /* ranges per inode before giving up: full */
 #define SNAP_NOTES     32
+#define SNAP_TOMB_WAIT_NS (20 * 1000 * 1000)   /* tombstones gather 20 ms */
 
 struct snap_ino {
     dev_t dev;
@@ -86,6 +88,8 @@ struct snap_worker {
     pthread_t thread;
     pthread_cond_t wake;
     struct snap_job *head, *tail;
+    size_t qlen;                /* jobs from head to tail */
+    int tombs_only;             /* every queued job is a tombstone */
     struct snap_job *batch;     /* jobs being run (not yet committed) */
 };
 
@@ -104,6 +108,7 @@ static struct {
     struct snap_worker w[SNAP_WORKERS];
     size_t queued;
     uint64_t enqueued, finished;    /* totals, for snap_flush's target */
+    int hurry;                  /* threads waiting on queued jobs */
     struct snap_ino *tab[SNAP_BUCKETS];
     size_t nino;
     struct snap_stats stats;
@@ -255,6 +260,25 @@ static int snap_agree(int *want, int w)
     return 0;
 }
 
+/* Someone waits for queued jobs (caller holds snap.lock): a worker that is
+ * gathering tombstones runs what it has at once. */
+static void snap_hurry_begin(void)
+{
+    snap.hurry++;
+    for (int i = 0; i < SNAP_WORKERS; i++)
+        pthread_cond_signal(&snap.w[i].wake);
+}
+
+static void snap_hurry_end(void)
+{
+    snap.hurry--;
+}
+
+static int snap_is_tomb(const struct snap_job *j)
+{
+    return j->origin == CAT_ORIGIN_DELETED;
+}
+
 /* A job's worker (caller holds snap.lock; may wait on it).  Jobs of one
  * inode must run in order, and so must jobs touching one path (a path's
  * versions come from several inodes: an atomic save writes a new temporary
@@ -270,7 +294,9 @@ static struct snap_worker *snap_worker_of(const struct snap_job *j)
             (!j->src_path || snap_agree(&want, snap_path_worker(j->src_path))))
             return &snap.w[want >= 0 ? want
                                      : (int)(snap_bucket(j->dev, j->ino) % SNAP_WORKERS)];
+        snap_hurry_begin();
         pthread_cond_wait(&snap.changed, &snap.lock);
+        snap_hurry_end();
     }
 }
 
@@ -303,10 +329,15 @@ static void snap_enqueue(struct snap_job *j)
     else
         w->head = j;
     w->tail = j;
+    w->tombs_only = (w->qlen == 0 || w->tombs_only) && snap_is_tomb(j);
+    w->qlen++;
     snap.queued++;
     snap.enqueued++;
     snap.stats.queued++;
-    pthread_cond_signal(&w->wake);
+    /* A worker gathering tombstones only needs waking for a full batch or
+     * for a job that is not a tombstone. */
+    if (!w->tombs_only || w->qlen == 1 || w->qlen >= SNAP_BATCH)
+        pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&snap.lock);
 }
 
@@ -568,6 +599,26 @@ static void snap_finish(struct snap_job *jobs)
     }
 }
 
+/* Tombstones alone: wait up to SNAP_TOMB_WAIT_NS for more (caller holds
+ * snap.lock).  rm -rf queues one per file; each batch costs a transaction
+ * and an fsync, and a tombstone needs no content, so nothing is gained by
+ * hurrying it.  Any other job, a full batch, a flush or a waiter ends the
+ * wait.  Jobs with content are never held back: on this VM a daemon that
+ * sleeps more makes every wake-up slower (see the README). */
+static void snap_gather_tombs(struct snap_worker *w)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += SNAP_TOMB_WAIT_NS;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    while (w->tombs_only && w->qlen < SNAP_BATCH && !snap.stopping && !snap.hurry &&
+           pthread_cond_timedwait(&w->wake, &snap.lock, &until) != ETIMEDOUT)
+        ;
+}
+
 static void *snap_worker(void *arg)
 {
     struct snap_worker *w = arg;
@@ -577,12 +628,14 @@ static void *snap_worker(void *arg)
             pthread_cond_wait(&w->wake, &snap.lock);
         if (!w->head)
             break;
+        snap_gather_tombs(w);
         struct snap_job *jobs = w->head, *last = jobs;
-        int n = 1;
+        size_t n = 1;
         while (last->next && n < SNAP_BATCH) {
             last = last->next;
             n++;
         }
+        w->qlen -= n;
         w->head = last->next;
         if (!w->head)
             w->tail = NULL;
@@ -913,8 +966,10 @@ int snap_flush(void)
      * stream of new snapshots cannot keep the caller waiting. */
     pthread_mutex_lock(&snap.lock);
     uint64_t target = snap.enqueued;
+    snap_hurry_begin();
     while (snap.running && snap.finished < target)
         pthread_cond_wait(&snap.changed, &snap.lock);
+    snap_hurry_end();
     pthread_mutex_unlock(&snap.lock);
     return 0;
 }
