@@ -450,7 +450,10 @@ static void test_stat_cache(void **state)
         struct proc_stat st;
         assert_int_equal(proc_read_stat(kids[i], &st), -ESRCH);
     }
-    assert_int_equal(count_fds(), before);
+    /* Every descriptor opened for the children is closed again.  (A child
+     * may have taken the slot of a descriptor cached before, so the count
+     * can also end below where it began.) */
+    assert_true(count_fds() <= before);
 }
 
 int main(int argc, char **argv)
