@@ -320,10 +320,6 @@ static int node_offer_fd(struct ino_table *t, struct ino_node *n, int fd,
     return -1;
 }
 
-/* Find or create the node for the inode behind fd (whose stat is *st) and
- * count one kernel lookup.  With adopt, fd is an O_PATH descriptor this
- * call consumes (it enters the cache or is closed); without, it stays the
- * caller's. */
 /* Lock held.  The node of (dev, ino), root included, or NULL. */
 static struct ino_node *node_find_locked(struct ino_table *t, const struct stat *st)
 {
@@ -333,6 +329,10 @@ static struct ino_node *node_find_locked(struct ino_table *t, const struct stat 
     return n;
 }
 
+/* Find or create the node for the inode behind fd (whose stat is *st) and
+ * count one kernel lookup.  With adopt, fd is an O_PATH descriptor this
+ * call consumes (it enters the cache or is closed); without, it stays the
+ * caller's. */
 static int node_enter(struct ino_table *t, struct ino_node *parent,
                       const char *name, int fd, int adopt,
                       const struct stat *st, struct ino_node **out)
