@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "fs/fspol.h"
@@ -611,13 +612,7 @@ static void *cap_writer(void *arg)
             break;
         if (!cap.stopping && !cap.flushing) {
             /* Let the batch grow: one fsync covers everything that arrives. */
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += CAP_BATCH_NS;
-            if (until.tv_nsec >= 1000000000) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000;
-            }
+            struct timespec until = pv_deadline_ns(CAP_BATCH_NS);
             while (!cap.stopping && !cap.flushing &&
                    pthread_cond_timedwait(&cap.wake, &cap.lock, &until) != ETIMEDOUT)
                 ;

@@ -402,33 +402,36 @@ static void proc_fds_init(void)
     }
 }
 
+/* One pread from offset 0; the length or -errno.  procfs gives a whole
+ * stat line in one read. */
+static ssize_t proc_pread(int fd, char *buf, size_t cap)
+{
+    ssize_t n;
+    do
+        n = pread(fd, buf, cap, 0);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
 /* One read of the slot's descriptor for pid (opened if needed); -errno. */
 static ssize_t proc_stat_slot_read(struct proc_fd_slot *s, pid_t pid, char *buf,
                                    size_t cap)
 {
-    for (int fresh = 0; fresh < 2; fresh++) {
-        if (s->pid != pid || s->fd < 0 || fresh) {
-            char path[48];
-            snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-            if (s->fd >= 0)
-                close(s->fd);
-            s->pid = pid;
-            s->fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (s->fd < 0)
-                return -errno;
-            fresh = 1;
-        }
-        ssize_t n;
-        do
-            n = pread(s->fd, buf, cap, 0);
-        while (n < 0 && errno == EINTR);
-        if (n >= 0)
-            return n;   /* procfs gives a whole stat line in one read */
-        if (!proc_gone(errno) || fresh)
-            return -errno;
+    if (s->pid == pid && s->fd >= 0) {
+        ssize_t n = proc_pread(s->fd, buf, cap);
+        if (n >= 0 || !proc_gone((int)-n))
+            return n;
         /* The task it was opened for is gone: the number may be another's. */
     }
-    return -ESRCH;
+    char path[48];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->pid = pid;
+    s->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0)
+        return -errno;
+    return proc_pread(s->fd, buf, cap);
 }
 
 int proc_read_stat(pid_t pid, struct proc_stat *out)

@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "fs/capture.h"
@@ -607,13 +607,7 @@ static void snap_finish(struct snap_job *jobs)
  * sleeps more makes every wake-up slower (see the README). */
 static void snap_gather_tombs(struct snap_worker *w)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += SNAP_TOMB_WAIT_NS;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = pv_deadline_ns(SNAP_TOMB_WAIT_NS);
     while (w->tombs_only && w->qlen < SNAP_BATCH && !snap.stopping && !snap.hurry &&
            pthread_cond_timedwait(&w->wake, &snap.lock, &until) != ETIMEDOUT)
         ;
