@@ -22,6 +22,7 @@ struct status_live {
     char policy[700], policy_error[1100];
     unsigned long long queued, committed, procs, gaps, batches, inodes, open_fds;
     unsigned long long passthrough, pt_offered, killpriv, opens_pt, opens_cached, reads;
+    unsigned long long dir_opens, dir_cached, dir_reads;
 };
 
 static void status_parse_live(const char *ans, struct status_live *l)
@@ -33,7 +34,8 @@ static void status_parse_live(const char *ans, struct status_live *l)
         { "passthrough", &l->passthrough }, { "pt_offered", &l->pt_offered },
         { "killpriv", &l->killpriv },
         { "opens_pt", &l->opens_pt }, { "opens_cached", &l->opens_cached },
-        { "reads", &l->reads },
+        { "reads", &l->reads }, { "dir_opens", &l->dir_opens },
+        { "dir_cached", &l->dir_cached }, { "dir_reads", &l->dir_reads },
     };
     for (const char *p = ans; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -73,11 +75,13 @@ static void status_print_json(const struct cli_ws *ws, const struct cat_counts *
                "\"processes\":%llu,\"gaps\":%llu,\"batches\":%llu,\"inodes\":%llu,"
                "\"open_fds\":%llu,\"passthrough\":%s,\"passthrough_offered\":%s,"
                "\"killpriv_v2\":%s,"
-               "\"opens_passthrough\":%llu,\"opens_cached\":%llu,\"reads\":%llu}",
+               "\"opens_passthrough\":%llu,\"opens_cached\":%llu,\"reads\":%llu,"
+               "\"dir_opens\":%llu,\"dir_opens_cached\":%llu,\"dir_reads\":%llu}",
                l->queued, l->committed, l->procs, l->gaps, l->batches, l->inodes,
                l->open_fds, l->passthrough ? "true" : "false",
                l->pt_offered ? "true" : "false",
-               l->killpriv ? "true" : "false", l->opens_pt, l->opens_cached, l->reads);
+               l->killpriv ? "true" : "false", l->opens_pt, l->opens_cached, l->reads,
+               l->dir_opens, l->dir_cached, l->dir_reads);
     if (l->policy[0]) {
         printf(",\"policy\":");
         json_str(stdout, l->policy, strlen(l->policy));
@@ -122,6 +126,9 @@ static void status_print_text(const struct cli_ws *ws, const struct cat_counts *
                "%llu through the daemon, %llu reads served by the daemon\n",
                l->passthrough ? "on" : "off", l->killpriv ? "on" : "off",
                l->opens_pt, l->opens_cached, l->reads);
+        printf("listings:  %llu directory opens, %llu of them allowed the kernel's "
+               "listing cache; %llu READDIR requests\n",
+               l->dir_opens, l->dir_cached, l->dir_reads);
     }
 }
 

@@ -56,13 +56,15 @@ static void ctl_status(FILE *f)
             "inodes=%lu\nopen_fds=%lu\n"
             "snapshots_queued=%llu\nsnapshots_done=%llu\nsnapshots_failed=%llu\n"
             "passthrough=%d\npt_offered=%d\nkillpriv=%d\nopens_pt=%lu\n"
-            "opens_cached=%lu\nreads=%lu\n",
+            "opens_cached=%lu\nreads=%lu\ndir_opens=%lu\ndir_cached=%lu\n"
+            "dir_reads=%lu\n",
             (unsigned long long)cs.queued, (unsigned long long)cs.committed,
             (unsigned long long)cs.procs, (unsigned long long)cs.gaps,
             (unsigned long long)cs.batches, fst.inodes, fst.open_fds,
             (unsigned long long)ss.queued, (unsigned long long)ss.done,
             (unsigned long long)ss.failed, fst.passthrough, fst.passthrough_offered, fst.killpriv,
-            fst.opens_pt, fst.opens_cached, fst.reads);
+            fst.opens_pt, fst.opens_cached, fst.reads, fst.dir_opens, fst.dir_cached,
+            fst.dir_reads);
     char pol[700], perr[1100];
     fspol_describe(pol, sizeof pol, perr, sizeof perr);
     fprintf(f, "policy=%s\n", pol);

@@ -25,6 +25,7 @@
 #ifndef FS_INODE_H
 #define FS_INODE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -54,6 +55,11 @@ struct ino_node {
     unsigned io_pt;             /* open handles in kernel passthrough       */
     int backing_id;             /* the kernel's id of the backing file, or 0 */
     int pt_wrote;               /* written around the FUSE page cache       */
+
+    /* Owned by ops.c, lock-free: for a directory, how many of its
+     * non-directory children the kernel has looked up by name (saturates
+     * low; it decides whether listings may come from the kernel's cache). */
+    atomic_uint child_looks;
 
     /* Kernel file handle; handle_bytes == 0 when the fs gives none. */
     unsigned handle_bytes;

@@ -72,6 +72,7 @@ struct fs_ctx {
     int passthrough;            /* may ask the kernel for passthrough     */
     pthread_mutex_t io_lock;    /* the I/O-mode fields of every ino_node  */
     atomic_ulong opens_pt, opens_cached, reads;     /* for status */
+    atomic_ulong dir_opens, dir_cached, dir_reads;  /* ... listings */
 };
 
 /* An open regular file. */
@@ -289,6 +290,42 @@ static int do_lookup(struct fs_ctx *c, struct ino_node *parent,
     return rc;
 }
 
+/* Directory listings and the kernel's cache of them.
+ *
+ * With cache_readdir the kernel keeps a directory's listing and serves the
+ * next opendir-readdir-closedir from it, as long as the directory's mtime
+ * and change counter stay the same (it re-reads the mtime once the
+ * attribute timeout has passed, so a change made beside the mount shows as
+ * soon as a changed dentry would).  That makes `find`, globbing and
+ * os.listdir() cost one round trip per directory instead of one lookup per
+ * entry.  But a listing from the cache carries names only: a program that
+ * then stats every entry (ls -l, du, git) pays one LOOKUP per entry, where
+ * an uncached READDIRPLUS refreshes all of their attributes in a few round
+ * trips.  So a directory is listed from the cache only until the kernel
+ * has looked up LIST_STAT_LOOKS of its non-directory children by name;
+ * from then on, for the life of its node, every listing is a fresh
+ * READDIRPLUS as before.  Lookups of subdirectories do not count: a walker
+ * that only descends (find) looks those up too.  The root is never cached:
+ * its listing depends on the policy (.prov). */
+#define LIST_STAT_LOOKS 2
+
+static int listing_cacheable(struct fs_ctx *c, struct ino_node *n)
+{
+    return c->cache != FS_CACHE_NONE && n != ino_root(c->tab) &&
+           atomic_load_explicit(&n->child_looks, memory_order_relaxed) <
+               LIST_STAT_LOOKS;
+}
+
+/* A LOOKUP of parent/child found a non-directory: count it (saturating). */
+static void listing_note_lookup(struct ino_node *parent, mode_t mode)
+{
+    if (S_ISDIR(mode) ||
+        atomic_load_explicit(&parent->child_looks, memory_order_relaxed) >=
+            LIST_STAT_LOOKS)
+        return;
+    atomic_fetch_add_explicit(&parent->child_looks, 1, memory_order_relaxed);
+}
+
 /* A negative entry the kernel may cache for the entry timeout. */
 static void reply_enoent(fuse_req_t req)
 {
@@ -316,12 +353,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
      * of FS_PROV_NAME at the root answers from it here.  Until then the name
      * is looked up like any other (and cannot be created: is_reserved). */
     int rc = do_lookup(c, parent, name, &e);
-    if (rc == -ENOENT)
+    if (rc == -ENOENT) {
         reply_enoent(req);
-    else if (rc < 0)
+    } else if (rc < 0) {
         fuse_reply_err(req, -rc);
-    else
+    } else {
+        listing_note_lookup(parent, e.attr.st_mode);
         fuse_reply_entry(req, &e);
+    }
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -1240,6 +1279,12 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     d->node = n;
     ino_ref(c->tab, n);
     fi->fh = (uint64_t)(uintptr_t)d;
+    atomic_fetch_add_explicit(&c->dir_opens, 1, memory_order_relaxed);
+    if (listing_cacheable(c, n)) {
+        fi->cache_readdir = 1;
+        fi->keep_cache = 1;
+        atomic_fetch_add_explicit(&c->dir_cached, 1, memory_order_relaxed);
+    }
     if (fuse_reply_open(req, fi) != 0) {
         closedir(d->dp);
         ino_unref(c->tab, n);
@@ -1296,6 +1341,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    atomic_fetch_add_explicit(&c->dir_reads, 1, memory_order_relaxed);
     if (off != d->offset) {
         seekdir(d->dp, off);
         d->entry = NULL;
@@ -1598,6 +1644,9 @@ void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out)
     out->opens_pt = atomic_load(&ctx->opens_pt);
     out->opens_cached = atomic_load(&ctx->opens_cached);
     out->reads = atomic_load(&ctx->reads);
+    out->dir_opens = atomic_load(&ctx->dir_opens);
+    out->dir_cached = atomic_load(&ctx->dir_cached);
+    out->dir_reads = atomic_load(&ctx->dir_reads);
     out->passthrough = wire_passthrough();
     out->passthrough_offered = wire_passthrough_offered();
     out->killpriv = wire_killpriv();

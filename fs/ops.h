@@ -44,6 +44,9 @@ struct fs_stats {
     unsigned long opens_pt;     /* opens served by kernel passthrough    */
     unsigned long opens_cached; /* opens served through the daemon       */
     unsigned long reads;        /* READ requests the daemon answered     */
+    unsigned long dir_opens;    /* OPENDIR requests (.prov not counted)  */
+    unsigned long dir_cached;   /* ... answered with the listing cache on */
+    unsigned long dir_reads;    /* READDIR(PLUS) requests answered       */
     int passthrough;            /* the kernel accepted passthrough       */
     int passthrough_offered;    /* ... offered it                        */
     int killpriv;               /* ... and FUSE_HANDLE_KILLPRIV_V2       */
