@@ -661,6 +661,7 @@ int cap_start(struct store *st)
     memset(&cap.stats, 0, sizeof cap.stats);
     if ((rc = pthread_create(&cap.writer, NULL, cap_writer, NULL)))
         return pv_errno(-rc, "starting the capture writer");
+    pthread_setname_np(cap.writer, "provfs-writer");
     cap.running = 1;
     return 0;
 }

@@ -167,6 +167,7 @@ int fs_control_start(const char *sock_path, struct fs_ctx *ctx)
         ctl.fd = -1;
         return pv_errno(-rc, "starting the control thread");
     }
+    pthread_setname_np(ctl.thread, "provfs-control");
     ctl.running = 1;
     return 0;
 }

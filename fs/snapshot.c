@@ -910,6 +910,11 @@ int snap_start(struct store *st, int rootfd)
     for (int i = 0; i < SNAP_WORKERS; i++) {
         pthread_cond_init(&snap.w[i].wake, NULL);
         int rc = pthread_create(&snap.w[i].thread, NULL, snap_worker, &snap.w[i]);
+        if (!rc) {      /* names show in top -H, ps -L and perf */
+            char name[16];
+            snprintf(name, sizeof name, "provfs-snap%d", i);
+            pthread_setname_np(snap.w[i].thread, name);
+        }
         if (rc) {
             snap.stopping = 1;
             for (int k = 0; k < i; k++) {
