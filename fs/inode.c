@@ -674,3 +674,19 @@ void ino_get_stats(struct ino_table *t, struct ino_stats *out)
     out->fds = t->nfds;
     table_unlock(t);
 }
+
+/* Lock-free and racy on purpose: two lookups at once may both add, which
+ * only ends the caching one lookup early. */
+void ino_note_child_lookup(struct ino_node *dir, mode_t child_mode)
+{
+    if (S_ISDIR(child_mode) ||
+        atomic_load_explicit(&dir->child_looks, memory_order_relaxed) >= INO_LIST_LOOKS)
+        return;
+    atomic_fetch_add_explicit(&dir->child_looks, 1, memory_order_relaxed);
+}
+
+int ino_listing_cacheable(struct ino_node *dir)
+{
+    return S_ISDIR(dir->type) &&
+           atomic_load_explicit(&dir->child_looks, memory_order_relaxed) < INO_LIST_LOOKS;
+}

@@ -56,9 +56,8 @@ struct ino_node {
     int backing_id;             /* the kernel's id of the backing file, or 0 */
     int pt_wrote;               /* written around the FUSE page cache       */
 
-    /* Owned by ops.c, lock-free: for a directory, how many of its
-     * non-directory children the kernel has looked up by name (saturates
-     * low; it decides whether listings may come from the kernel's cache). */
+    /* Lock-free: for a directory, how many of its non-directory children
+     * the kernel has looked up by name, up to INO_LIST_LOOKS. */
     atomic_uint child_looks;
 
     /* Kernel file handle; handle_bytes == 0 when the fs gives none. */
@@ -130,5 +129,13 @@ int ino_child_path(struct ino_table *t, struct ino_node *parent,
                    const char *name, char *buf, size_t len);
 
 void ino_get_stats(struct ino_table *t, struct ino_stats *out);
+
+/* Listings (ops.c, "Directory listings"): the kernel looked up a child of
+ * directory dir by name, and found it with mode child_mode.  Once
+ * INO_LIST_LOOKS non-directory children have been looked up, dir's
+ * listings are no longer served from the kernel's cache. */
+#define INO_LIST_LOOKS 2
+void ino_note_child_lookup(struct ino_node *dir, mode_t child_mode);
+int ino_listing_cacheable(struct ino_node *dir);
 
 #endif

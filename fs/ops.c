@@ -296,34 +296,22 @@ static int do_lookup(struct fs_ctx *c, struct ino_node *parent,
  * next opendir-readdir-closedir from it, as long as the directory's mtime
  * and change counter stay the same (it re-reads the mtime once the
  * attribute timeout has passed, so a change made beside the mount shows as
- * soon as a changed dentry would).  That makes `find`, globbing and
- * os.listdir() cost one round trip per directory instead of one lookup per
- * entry.  But a listing from the cache carries names only: a program that
+ * soon as a changed dentry would).  Then `find`, globbing and os.listdir()
+ * send no READDIR at all, where a READDIRPLUS costs an fstatat here and an
+ * attribute update in the kernel per entry.  But a listing from the cache
+ * carries names only: a program that
  * then stats every entry (ls -l, du, git) pays one LOOKUP per entry, where
  * an uncached READDIRPLUS refreshes all of their attributes in a few round
  * trips.  So a directory is listed from the cache only until the kernel
- * has looked up LIST_STAT_LOOKS of its non-directory children by name;
+ * has looked up INO_LIST_LOOKS of its non-directory children by name;
  * from then on, for the life of its node, every listing is a fresh
  * READDIRPLUS as before.  Lookups of subdirectories do not count: a walker
  * that only descends (find) looks those up too.  The root is never cached:
  * its listing depends on the policy (.prov). */
-#define LIST_STAT_LOOKS 2
-
 static int listing_cacheable(struct fs_ctx *c, struct ino_node *n)
 {
     return c->cache != FS_CACHE_NONE && n != ino_root(c->tab) &&
-           atomic_load_explicit(&n->child_looks, memory_order_relaxed) <
-               LIST_STAT_LOOKS;
-}
-
-/* A LOOKUP of parent/child found a non-directory: count it (saturating). */
-static void listing_note_lookup(struct ino_node *parent, mode_t mode)
-{
-    if (S_ISDIR(mode) ||
-        atomic_load_explicit(&parent->child_looks, memory_order_relaxed) >=
-            LIST_STAT_LOOKS)
-        return;
-    atomic_fetch_add_explicit(&parent->child_looks, 1, memory_order_relaxed);
+           ino_listing_cacheable(n);
 }
 
 /* A negative entry the kernel may cache for the entry timeout. */
@@ -358,7 +346,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
     } else if (rc < 0) {
         fuse_reply_err(req, -rc);
     } else {
-        listing_note_lookup(parent, e.attr.st_mode);
+        ino_note_child_lookup(parent, e.attr.st_mode);
         fuse_reply_entry(req, &e);
     }
 }

@@ -169,6 +169,34 @@ static void test_known_lookup_no_fd(void **state)
     assert_int_equal(nodes(f), 1);
 }
 
+/* Listings: a directory may be listed from the kernel's cache until two of
+ * its non-directory children have been looked up by name; lookups of
+ * subdirectories do not count, and a file is never "listable". */
+static void test_listing_lookups(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(mkdirat(f->rootfd, "d", 0755), 0);
+    assert_int_equal(mkdirat(f->rootfd, "d/sub", 0755), 0);
+    mkfile(f, "d/a", "1");
+    struct ino_node *d = look(f, ino_root(f->t), "d", NULL);
+    struct ino_node *a = look(f, d, "a", NULL);
+    assert_true(ino_listing_cacheable(d));
+    assert_false(ino_listing_cacheable(a));
+    for (int i = 0; i < 5; i++)
+        ino_note_child_lookup(d, S_IFDIR | 0755);
+    assert_true(ino_listing_cacheable(d));
+    ino_note_child_lookup(d, S_IFREG | 0644);
+    assert_true(ino_listing_cacheable(d));
+    ino_note_child_lookup(d, S_IFLNK | 0777);
+    assert_false(ino_listing_cacheable(d));
+    for (int i = 0; i < 5; i++)
+        ino_note_child_lookup(d, S_IFREG | 0644);
+    assert_int_equal(atomic_load(&d->child_looks), INO_LIST_LOOKS);
+    assert_false(ino_listing_cacheable(d));
+    ino_forget(f->t, a, 1);
+    ino_forget(f->t, d, 1);
+}
+
 /* The last forget of an unlinked file closes its cached descriptor (which
  * frees the file on disk) after the table lock is dropped, and does close
  * it: no descriptor outlives the node. */
@@ -438,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gone_and_revived, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listing_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lru_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pinned_fd_survives_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_after_rename, setup, teardown),
