@@ -33,7 +33,7 @@
 #include "store/catalog.h"
 #include "store/store.h"
 
-#define CAP_BATCH_NS   (20 * 1000 * 1000)   /* group-commit window: 20 ms */
+#define CAP_BATCH_NS   (100 * 1000 * 1000)   /* group-commit window: 100 ms */
 #define CAP_QUEUE_MAX  (1u << 20)           /* records                    */
 #define CAP_TABLE_MAX  (1u << 18)           /* cached threads / processes */
 #define CAP_PARENT_MAX 64                   /* ancestor chain depth       */

@@ -7,10 +7,10 @@
  * so the first snapshot of an inode in a daemon's life reads the whole file.
  *
  * Jobs of one inode go to one worker (by inode hash) so they run in order.
- * A worker takes up to SNAP_BATCH jobs, ingests their contents into one
- * content batch, and writes the version records from the batch's hook, so
- * contents, references and versions commit in one transaction with one
- * fsync per pack.  The queue is bounded (jobs hold descriptors; the fd
+ * A worker takes up to SNAP_BATCH jobs (SNAP_TOMB_BATCH when they are all
+ * tombstones), ingests their contents into one content batch, and writes
+ * the version records from the batch's hook, so contents, references and
+ * versions commit in one transaction with one fsync per pack.  The queue is bounded (jobs hold descriptors; the fd
  * limit is 20,000): when it is full, the releasing thread waits.
  */
 #include "fs/snapshot.h"
@@ -37,12 +37,13 @@
 
 #define SNAP_WORKERS   2
 #define SNAP_BATCH     64
+#define SNAP_TOMB_BATCH 1024   /* a batch of tombstones alone */
 #define SNAP_QUEUE_MAX 2048
 #define SNAP_BUCKETS   (1u << 14)
 #define SNAP_INO_MAX   (1u << 16)
 #define SNAP_DIRTY_MAX 1024     /* ranges per inode before giving up: full */
 #define SNAP_NOTES     32
-#define SNAP_TOMB_WAIT_NS (20 * 1000 * 1000)   /* tombstones gather 20 ms */
+#define SNAP_TOMB_WAIT_NS (100 * 1000 * 1000)   /* tombstones gather 100 ms */
 
 struct snap_ino {
     dev_t dev;
@@ -306,8 +307,11 @@ static void snap_enqueue(struct snap_job *j)
     if (!j)
         return;
     pthread_mutex_lock(&snap.lock);
-    while (snap.queued >= SNAP_QUEUE_MAX && snap.running)
+    while (snap.queued >= SNAP_QUEUE_MAX && snap.running) {
+        snap_hurry_begin();     /* gathering workers: commit what you hold */
         pthread_cond_wait(&snap.changed, &snap.lock);
+        snap_hurry_end();
+    }
     struct snap_worker *w = snap_worker_of(j);
     struct snap_ino *e = j->dev || j->ino ? snap_ino_get(j->dev, j->ino) : NULL;
     if (e) {
@@ -336,7 +340,7 @@ static void snap_enqueue(struct snap_job *j)
     snap.stats.queued++;
     /* A worker gathering tombstones only needs waking for a full batch or
      * for a job that is not a tombstone. */
-    if (!w->tombs_only || w->qlen == 1 || w->qlen >= SNAP_BATCH)
+    if (!w->tombs_only || w->qlen == 1 || w->qlen >= SNAP_TOMB_BATCH)
         pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&snap.lock);
 }
@@ -602,13 +606,13 @@ static void snap_finish(struct snap_job *jobs)
 /* Tombstones alone: wait up to SNAP_TOMB_WAIT_NS for more (caller holds
  * snap.lock).  rm -rf queues one per file; each batch costs a transaction
  * and an fsync, and a tombstone needs no content, so nothing is gained by
- * hurrying it.  Any other job, a full batch, a flush or a waiter ends the
- * wait.  Jobs with content are never held back: on this VM a daemon that
+ * hurrying it.  Any other job, a full batch, a flush, a waiter or a full
+ * queue ends the wait.  Jobs with content are never held back: on this VM a daemon that
  * sleeps more makes every wake-up slower (see the README). */
 static void snap_gather_tombs(struct snap_worker *w)
 {
     struct timespec until = pv_deadline_ns(SNAP_TOMB_WAIT_NS);
-    while (w->tombs_only && w->qlen < SNAP_BATCH && !snap.stopping && !snap.hurry &&
+    while (w->tombs_only && w->qlen < SNAP_TOMB_BATCH && !snap.stopping && !snap.hurry &&
            pthread_cond_timedwait(&w->wake, &snap.lock, &until) != ETIMEDOUT)
         ;
 }
@@ -624,8 +628,8 @@ static void *snap_worker(void *arg)
             break;
         snap_gather_tombs(w);
         struct snap_job *jobs = w->head, *last = jobs;
-        size_t n = 1;
-        while (last->next && n < SNAP_BATCH) {
+        size_t n = 1, max = w->tombs_only ? SNAP_TOMB_BATCH : SNAP_BATCH;
+        while (last->next && n < max) {
             last = last->next;
             n++;
         }
