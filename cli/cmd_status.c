@@ -23,6 +23,7 @@ struct status_live {
     unsigned long long queued, committed, procs, gaps, batches, inodes, open_fds;
     unsigned long long passthrough, pt_offered, killpriv, opens_pt, opens_cached, reads;
     unsigned long long dir_opens, dir_cached, dir_reads;
+    unsigned long long snap_queued, snap_done, snap_failed, snap_batches;
 };
 
 static void status_parse_live(const char *ans, struct status_live *l)
@@ -36,6 +37,8 @@ static void status_parse_live(const char *ans, struct status_live *l)
         { "opens_pt", &l->opens_pt }, { "opens_cached", &l->opens_cached },
         { "reads", &l->reads }, { "dir_opens", &l->dir_opens },
         { "dir_cached", &l->dir_cached }, { "dir_reads", &l->dir_reads },
+        { "snapshots_queued", &l->snap_queued }, { "snapshots_done", &l->snap_done },
+        { "snapshots_failed", &l->snap_failed }, { "snapshot_batches", &l->snap_batches },
     };
     for (const char *p = ans; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -76,12 +79,14 @@ static void status_print_json(const struct cli_ws *ws, const struct cat_counts *
                "\"open_fds\":%llu,\"passthrough\":%s,\"passthrough_offered\":%s,"
                "\"killpriv_v2\":%s,"
                "\"opens_passthrough\":%llu,\"opens_cached\":%llu,\"reads\":%llu,"
-               "\"dir_opens\":%llu,\"dir_opens_cached\":%llu,\"dir_reads\":%llu}",
+               "\"dir_opens\":%llu,\"dir_opens_cached\":%llu,\"dir_reads\":%llu,"
+               "\"snapshots\":{\"queued\":%llu,\"done\":%llu,\"failed\":%llu,\"batches\":%llu}}",
                l->queued, l->committed, l->procs, l->gaps, l->batches, l->inodes,
                l->open_fds, l->passthrough ? "true" : "false",
                l->pt_offered ? "true" : "false",
                l->killpriv ? "true" : "false", l->opens_pt, l->opens_cached, l->reads,
-               l->dir_opens, l->dir_cached, l->dir_reads);
+               l->dir_opens, l->dir_cached, l->dir_reads, l->snap_queued, l->snap_done,
+               l->snap_failed, l->snap_batches);
     if (l->policy[0]) {
         printf(",\"policy\":");
         json_str(stdout, l->policy, strlen(l->policy));
@@ -126,6 +131,9 @@ static void status_print_text(const struct cli_ws *ws, const struct cat_counts *
                "%llu through the daemon, %llu reads served by the daemon\n",
                l->passthrough ? "on" : "off", l->killpriv ? "on" : "off",
                l->opens_pt, l->opens_cached, l->reads);
+        printf("snapshots: %llu jobs waiting; %llu done and %llu failed in %llu "
+               "transactions since mount\n",
+               l->snap_queued, l->snap_done, l->snap_failed, l->snap_batches);
         printf("listings:  %llu directory opens, %llu of them allowed the kernel's "
                "listing cache; %llu READDIR requests\n",
                l->dir_opens, l->dir_cached, l->dir_reads);

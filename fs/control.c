@@ -55,6 +55,7 @@ static void ctl_status(FILE *f)
     fprintf(f, "queued=%llu\ncommitted=%llu\nprocs=%llu\ngaps=%llu\nbatches=%llu\n"
             "inodes=%lu\nopen_fds=%lu\n"
             "snapshots_queued=%llu\nsnapshots_done=%llu\nsnapshots_failed=%llu\n"
+            "snapshot_batches=%llu\n"
             "passthrough=%d\npt_offered=%d\nkillpriv=%d\nopens_pt=%lu\n"
             "opens_cached=%lu\nreads=%lu\ndir_opens=%lu\ndir_cached=%lu\n"
             "dir_reads=%lu\n",
@@ -62,7 +63,8 @@ static void ctl_status(FILE *f)
             (unsigned long long)cs.procs, (unsigned long long)cs.gaps,
             (unsigned long long)cs.batches, fst.inodes, fst.open_fds,
             (unsigned long long)ss.queued, (unsigned long long)ss.done,
-            (unsigned long long)ss.failed, fst.passthrough, fst.passthrough_offered, fst.killpriv,
+            (unsigned long long)ss.failed, (unsigned long long)ss.batches,
+            fst.passthrough, fst.passthrough_offered, fst.killpriv,
             fst.opens_pt, fst.opens_cached, fst.reads, fst.dir_opens, fst.dir_cached,
             fst.dir_reads);
     char pol[700], perr[1100];

@@ -645,6 +645,7 @@ static void *snap_worker(void *arg)
         pthread_mutex_lock(&snap.lock);
         w->batch = NULL;
         snap.stats.running -= (uint64_t)n;
+        snap.stats.batches++;
         pthread_mutex_unlock(&snap.lock);
         snap_finish(jobs);
         pthread_mutex_lock(&snap.lock);

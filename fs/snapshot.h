@@ -89,6 +89,7 @@ int snap_flush(void);
 
 struct snap_stats {
     uint64_t queued, running, done, failed;
+    uint64_t batches;           /* transactions the workers committed */
 };
 void snap_get_stats(struct snap_stats *out);
 
