@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -674,6 +675,13 @@ static int lin_down_use(void *arg, const struct cat_use *u)
 #define LIN_PF_THREADS 16       /* I/O-bound: more than the CPUs          */
 #define LIN_PF_MIN 16           /* fewer readers are not worth the threads */
 
+static atomic_ulong lin_pf_count;      /* readers expanded ahead, ever */
+
+unsigned long lineage_prefetched(void)
+{
+    return atomic_load(&lin_pf_count);
+}
+
 static int lin_pf_stop(void *arg, const struct cat_use *u)
 {
     (void)arg, (void)u;
@@ -716,6 +724,7 @@ static void lin_pf_reader(struct cat_reader *rd, void **tls, size_t i, void *ctx
     c->scope = pf->scope;
     lin_new_query(c);
     lin_outputs_of_use(c, pf->readers[i].file_id, pf->readers[i].seq, &e);
+    atomic_fetch_add_explicit(&lin_pf_count, 1, memory_order_relaxed);
 }
 
 static void lin_prefetch_readers(struct lin_ctx *c, const struct lin_use *r, size_t n)

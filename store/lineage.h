@@ -51,6 +51,10 @@ enum lineage_scope {
 
 /* "process" / "job" <-> enum; lineage_scope_parse returns -EINVAL if unknown. */
 const char *lineage_scope_name(enum lineage_scope scope);
+
+/* How many readers helper threads have expanded ahead of a --down walk in
+ * this process (the cold-cache prefetch in lineage.c): for tests. */
+unsigned long lineage_prefetched(void);
 int lineage_scope_parse(const char *s, enum lineage_scope *out);
 
 /* Called once per distinct version; a non-zero return stops the walk and

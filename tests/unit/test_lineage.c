@@ -396,8 +396,12 @@ static void test_down_many_readers(void **state)
                      *want ? "," : "", path);
         }
     }
-    for (int round = 0; round < 3; round++)
+    for (int round = 0; round < 3; round++) {
+        unsigned long before = lineage_prefetched();
         assert_string_equal(walk("wide", 1, 1, -1, NULL), want);
+        /* The helpers ran, once per reader: the result above is the walk's. */
+        assert_int_equal(lineage_prefetched() - before, 24);
+    }
 }
 
 int main(void)
