@@ -299,10 +299,9 @@ static int do_lookup(struct fs_ctx *c, struct ino_node *parent,
  * soon as a changed dentry would).  Then `find`, globbing and os.listdir()
  * send no READDIR at all, where a READDIRPLUS costs an fstatat here and an
  * attribute update in the kernel per entry.  But a listing from the cache
- * carries names only: a program that
- * then stats every entry (ls -l, du, git) pays one LOOKUP per entry, where
- * an uncached READDIRPLUS refreshes all of their attributes in a few round
- * trips.  So a directory is listed from the cache only until the kernel
+ * carries names only: a program that then stats every entry (ls -l, du,
+ * git) pays one LOOKUP per entry, where an uncached READDIRPLUS refreshes
+ * all of their attributes in a few round trips.  So a directory is listed from the cache only until the kernel
  * has looked up INO_LIST_LOOKS of its non-directory children by name;
  * from then on, for the life of its node, every listing is a fresh
  * READDIRPLUS as before.  Lookups of subdirectories do not count: a walker

@@ -10,8 +10,9 @@
  * A worker takes up to SNAP_BATCH jobs (SNAP_TOMB_BATCH when they are all
  * tombstones), ingests their contents into one content batch, and writes
  * the version records from the batch's hook, so contents, references and
- * versions commit in one transaction with one fsync per pack.  The queue is bounded (jobs hold descriptors; the fd
- * limit is 20,000): when it is full, the releasing thread waits.
+ * versions commit in one transaction with one fsync per pack.  The queue
+ * is bounded (jobs hold descriptors; the fd limit is 20,000): when it is
+ * full, the releasing thread waits.
  */
 #include "fs/snapshot.h"
 
@@ -607,8 +608,8 @@ static void snap_finish(struct snap_job *jobs)
  * snap.lock).  rm -rf queues one per file; each batch costs a transaction
  * and an fsync, and a tombstone needs no content, so nothing is gained by
  * hurrying it.  Any other job, a full batch, a flush, a waiter or a full
- * queue ends the wait.  Jobs with content are never held back: on this VM a daemon that
- * sleeps more makes every wake-up slower (see the README). */
+ * queue ends the wait.  Jobs with content are never held back: on this VM
+ * a daemon that sleeps more makes every wake-up slower (see the README). */
 static void snap_gather_tombs(struct snap_worker *w)
 {
     struct timespec until = pv_deadline_ns(SNAP_TOMB_WAIT_NS);
