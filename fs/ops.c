@@ -301,10 +301,10 @@ static int do_lookup(struct fs_ctx *c, struct ino_node *parent,
  * attribute update in the kernel per entry.  But a listing from the cache
  * carries names only: a program that then stats every entry (ls -l, du,
  * git) pays one LOOKUP per entry, where an uncached READDIRPLUS refreshes
- * all of their attributes in a few round trips.  So a directory is listed from the cache only until the kernel
- * has looked up INO_LIST_LOOKS of its non-directory children by name;
- * from then on, for the life of its node, every listing is a fresh
- * READDIRPLUS as before.  Lookups of subdirectories do not count: a walker
+ * all of their attributes in a few round trips.  So a directory is listed
+ * from the cache only until the kernel has looked up INO_LIST_LOOKS of its
+ * non-directory children by name; from then on, for the life of its node,
+ * every listing is a fresh READDIRPLUS as before.  Lookups of subdirectories do not count: a walker
  * that only descends (find) looks those up too.  The root is never cached:
  * its listing depends on the policy (.prov). */
 static int listing_cacheable(struct fs_ctx *c, struct ino_node *n)

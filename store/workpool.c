@@ -143,7 +143,7 @@ unsigned workpool_default_threads(void)
     unsigned c = atomic_load(&cached);
     if (!c) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c = n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+        c = n < 1 ? 1 : n > WORKPOOL_CPU_MAX ? WORKPOOL_CPU_MAX : (unsigned)n;
         atomic_store(&cached, c);
     }
     return c;

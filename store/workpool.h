@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #define WORKPOOL_MAX 16       /* I/O-bound users (catalog prefetch) want many */
+#define WORKPOOL_CPU_MAX 8    /* CPU-bound default: workpool_default_threads */
 
 struct workpool;
 
@@ -37,7 +38,8 @@ void workpool_start(struct workpool *p, size_t n,
                     void (*fn)(void *ctx, size_t i, unsigned worker), void *ctx);
 void workpool_join(struct workpool *p);
 
-/* Threads worth using for CPU work: online CPUs, at most 8. */
+/* Threads worth using for CPU work: online CPUs, at most WORKPOOL_CPU_MAX
+ * (counted once). */
 unsigned workpool_default_threads(void);
 
 #endif
