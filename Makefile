@@ -14,7 +14,7 @@
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
-PKGS    := fuse3 yaml-0.1 libzstd libcrypto
+PKGS    := fuse3 yaml-0.1 libzstd libcrypto liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lpthread
 

@@ -31,7 +31,8 @@
 #include "fs/runtime.h"
 
 #define MOUNT_USAGE "provfs mount [-f] [-o OPTS] [--source SRC] [--policy FILE] DIR\n" \
-    "  OPTS: allow_other, cache=auto|none|always, passthrough=auto|off, debug"
+    "  OPTS: allow_other, cache=auto|none|always, passthrough=auto|off,\n" \
+    "        uring=auto|off, debug"
 
 static int mount_parse_opts(char *opts, struct fs_mount_opts *o)
 {
@@ -43,6 +44,8 @@ static int mount_parse_opts(char *opts, struct fs_mount_opts *o)
         else if (!strcmp(t, "cache=always")) o->cache = FS_CACHE_ALWAYS;
         else if (!strcmp(t, "passthrough=auto")) o->passthrough = 1;
         else if (!strcmp(t, "passthrough=off")) o->passthrough = 0;
+        else if (!strcmp(t, "uring=auto")) o->uring = 1;
+        else if (!strcmp(t, "uring=off")) o->uring = 0;
         else return cli_usage(MOUNT_USAGE, "unknown mount option '%s'", t);
     }
     return 0;
@@ -164,7 +167,7 @@ int cmd_mount(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { 0 }
     };
-    struct fs_mount_opts o = { .cache = FS_CACHE_AUTO, .passthrough = 1, .ready_fd = -1 };
+    struct fs_mount_opts o = { .cache = FS_CACHE_AUTO, .passthrough = 1, .uring = 1, .ready_fd = -1 };
     int fg = 0, c;
     const char *src_arg = NULL, *pol_arg = NULL;
     char pol_abs[PATH_MAX];

@@ -23,6 +23,7 @@ struct status_live {
     unsigned long long queued, committed, procs, gaps, batches, inodes, open_fds;
     unsigned long long passthrough, pt_offered, killpriv, opens_pt, opens_cached, reads;
     unsigned long long dir_opens, dir_cached, dir_reads;
+    unsigned long long ring_offered, ring_queues, ring_served;
     unsigned long long snap_queued, snap_done, snap_failed, snap_batches;
 };
 
@@ -39,6 +40,8 @@ static void status_parse_live(const char *ans, struct status_live *l)
         { "dir_cached", &l->dir_cached }, { "dir_reads", &l->dir_reads },
         { "snapshots_queued", &l->snap_queued }, { "snapshots_done", &l->snap_done },
         { "snapshots_failed", &l->snap_failed }, { "snapshot_batches", &l->snap_batches },
+        { "ring_offered", &l->ring_offered }, { "ring_queues", &l->ring_queues },
+        { "ring_served", &l->ring_served },
     };
     for (const char *p = ans; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -80,13 +83,15 @@ static void status_print_json(const struct cli_ws *ws, const struct cat_counts *
                "\"killpriv_v2\":%s,"
                "\"opens_passthrough\":%llu,\"opens_cached\":%llu,\"reads\":%llu,"
                "\"dir_opens\":%llu,\"dir_opens_cached\":%llu,\"dir_reads\":%llu,"
-               "\"snapshots\":{\"queued\":%llu,\"done\":%llu,\"failed\":%llu,\"batches\":%llu}}",
+               "\"snapshots\":{\"queued\":%llu,\"done\":%llu,\"failed\":%llu,\"batches\":%llu},"
+               "\"io_uring\":{\"offered\":%s,\"queues\":%llu,\"requests\":%llu}}",
                l->queued, l->committed, l->procs, l->gaps, l->batches, l->inodes,
                l->open_fds, l->passthrough ? "true" : "false",
                l->pt_offered ? "true" : "false",
                l->killpriv ? "true" : "false", l->opens_pt, l->opens_cached, l->reads,
                l->dir_opens, l->dir_cached, l->dir_reads, l->snap_queued, l->snap_done,
-               l->snap_failed, l->snap_batches);
+               l->snap_failed, l->snap_batches, l->ring_offered ? "true" : "false",
+               l->ring_queues, l->ring_served);
     if (l->policy[0]) {
         printf(",\"policy\":");
         json_str(stdout, l->policy, strlen(l->policy));
@@ -137,6 +142,13 @@ static void status_print_text(const struct cli_ws *ws, const struct cat_counts *
         printf("listings:  %llu directory opens, %llu of them allowed the kernel's "
                "listing cache; %llu READDIR requests\n",
                l->dir_opens, l->dir_cached, l->dir_reads);
+        if (l->ring_queues)
+            printf("transport: io_uring, %llu queues; %llu requests answered through them\n",
+                   l->ring_queues, l->ring_served);
+        else
+            printf("transport: /dev/fuse (io_uring %s)\n", l->ring_offered
+                   ? "offered by the kernel but not used: see the log"
+                   : "not offered: the fuse module's enable_uring is N");
     }
 }
 

@@ -58,7 +58,7 @@ static void ctl_status(FILE *f)
             "snapshot_batches=%llu\n"
             "passthrough=%d\npt_offered=%d\nkillpriv=%d\nopens_pt=%lu\n"
             "opens_cached=%lu\nreads=%lu\ndir_opens=%lu\ndir_cached=%lu\n"
-            "dir_reads=%lu\n",
+            "dir_reads=%lu\nring_offered=%d\nring_queues=%d\nring_served=%llu\n",
             (unsigned long long)cs.queued, (unsigned long long)cs.committed,
             (unsigned long long)cs.procs, (unsigned long long)cs.gaps,
             (unsigned long long)cs.batches, fst.inodes, fst.open_fds,
@@ -66,7 +66,7 @@ static void ctl_status(FILE *f)
             (unsigned long long)ss.failed, (unsigned long long)ss.batches,
             fst.passthrough, fst.passthrough_offered, fst.killpriv,
             fst.opens_pt, fst.opens_cached, fst.reads, fst.dir_opens, fst.dir_cached,
-            fst.dir_reads);
+            fst.dir_reads, fst.ring_offered, fst.ring_queues, fst.ring_served);
     char pol[700], perr[1100];
     fspol_describe(pol, sizeof pol, perr, sizeof perr);
     fprintf(f, "policy=%s\n", pol);

@@ -27,6 +27,7 @@
 #include "fs/fspol.h"
 #include "fs/mountinfo.h"
 #include "fs/prov.h"
+#include "fs/ring.h"
 #include "fs/runtime.h"
 #include "fs/snapshot.h"
 #include "fs/wire.h"
@@ -91,7 +92,7 @@ static int daemon_session(struct daemon *d)
     if (fuse_session_mount(d->se, o->mountpoint))
         return pv_err(-EIO, "mounting %s failed (is /dev/fuse usable? see the log)", o->mountpoint);
     d->mounted = 1;
-    return wire_install(d->se, o->passthrough);
+    return wire_install(d->se, o->passthrough, o->uring);
 }
 
 /* The kernel reads ahead 128 KiB on a FUSE mount (and caps it at the
@@ -193,6 +194,7 @@ static void daemon_close(struct daemon *d)
         fuse_session_unmount(d->se);
         fs_runtime_remove(d->o->mountpoint);
     }
+    ring_stop();        /* its threads call into the session */
     if (d->snapping)
         snap_stop();    /* finishes every queued snapshot */
     if (d->capturing)

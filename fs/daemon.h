@@ -20,6 +20,7 @@ struct fs_mount_opts {
     enum fs_cache_mode cache;
     int allow_other;
     int passthrough;            /* kernel passthrough where offered (wire.h) */
+    int uring;                  /* FUSE over io_uring where offered (ring.h) */
     int debug;                  /* libfuse debug output to the log          */
     int ready_fd;               /* write "ok\n" or "<error>\n" once mounted,
                                    then close; -1 if nobody waits           */

@@ -55,6 +55,7 @@
 #include "fs/prov.h"
 #include "fs/snapshot.h"
 #include "fs/inode.h"
+#include "fs/ring.h"
 #include "fs/wire.h"
 
 #define FS_MAX_FDS      4096            /* bound of the O_PATH cache      */
@@ -1637,4 +1638,7 @@ void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out)
     out->passthrough = wire_passthrough();
     out->passthrough_offered = wire_passthrough_offered();
     out->killpriv = wire_killpriv();
+    out->ring_offered = wire_ring_offered();
+    out->ring_queues = ring_queues();
+    out->ring_served = ring_served();
 }

@@ -50,6 +50,9 @@ struct fs_stats {
     int passthrough;            /* the kernel accepted passthrough       */
     int passthrough_offered;    /* ... offered it                        */
     int killpriv;               /* ... and FUSE_HANDLE_KILLPRIV_V2       */
+    int ring_offered;           /* ... offered FUSE over io_uring        */
+    int ring_queues;            /* io_uring queues serving, 0 if none    */
+    unsigned long long ring_served; /* requests answered through them    */
 };
 void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out);
 

@@ -20,6 +20,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "fs/ring.h"
 
 /* Linux 6.9 (protocol 7.40). */
 #define FUSE_PASSTHROUGH_FLAGS2  (1u << 5)      /* FUSE_PASSTHROUGH >> 32 */
@@ -49,15 +50,16 @@ static _Thread_local struct wire_req wire_cur;
 static struct {
     int fd;                 /* /dev/fuse                              */
     struct fuse_session *se;
-    int want_pt;
+    int want_pt, want_ring;
     atomic_ullong init_unique;  /* INIT's id until it is answered      */
     uint64_t offered;       /* the kernel's INIT flags, flags2 << 32    */
-    atomic_int pt, killpriv, pt_offered;
+    atomic_int pt, killpriv, pt_offered, ring_offered;
 } wire = { .fd = -1 };
 
 int wire_passthrough(void) { return atomic_load(&wire.pt); }
 int wire_killpriv(void) { return atomic_load(&wire.killpriv); }
 int wire_passthrough_offered(void) { return atomic_load(&wire.pt_offered); }
+int wire_ring_offered(void) { return atomic_load(&wire.ring_offered); }
 int wire_kill_suidgid(void) { return wire_cur.kill; }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -143,6 +145,37 @@ static void wire_amend_init(struct fuse_init_out *out)
             add ? "on" : "off", add2 ? "on" : "off", offered ? "offered" : "not offered");
 }
 
+/* The largest payload the kernel will put in one request: what a ring
+ * entry's buffer must hold (the kernel refuses smaller ones). */
+static size_t wire_max_payload(const struct fuse_init_out *out)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t pages = (out->flags & FUSE_MAX_PAGES) ? out->max_pages : 32;
+    size_t n = pages * page;
+    if (n < out->max_write)
+        n = out->max_write;
+    return n < FUSE_MIN_READ_BUFFER ? FUSE_MIN_READ_BUFFER : n;
+}
+
+/* Take FUSE over io_uring when the kernel offers it and the queues could
+ * be set up: 1 if the flag was added.  Off otherwise, and said why. */
+static int wire_amend_ring(struct fuse_init_out *out)
+{
+    int offered = (wire.offered >> 32 & RING_INIT_FLAG2) && (out->flags & FUSE_INIT_EXT);
+    atomic_store(&wire.ring_offered, offered);
+    if (!wire.want_ring || !offered || !wire.se) {
+        pv_info("FUSE over io_uring: off (%s)", !wire.want_ring ? "uring=off" :
+                !offered ? "not offered: the fuse module's enable_uring is N" : "no session");
+        return 0;
+    }
+    if (ring_prepare(wire.se, wire.fd, wire_max_payload(out), wire_inspect)) {
+        pv_warn("FUSE over io_uring: off (%s)", pv_errmsg());
+        return 0;
+    }
+    out->flags2 |= RING_INIT_FLAG2;
+    return 1;
+}
+
 /* fuse_open_out closes both an OPEN reply and a CREATE reply. */
 static void wire_amend_open(struct fuse_open_out *out, int backing)
 {
@@ -155,6 +188,30 @@ static void wire_amend_open(struct fuse_open_out *out, int backing)
     memcpy((char *)out + offsetof(struct fuse_open_out, open_flags) + 4, &id, 4);
 }
 
+/* Every reply leaves here: through the ring when it answers a ring
+ * request, else to /dev/fuse. */
+static ssize_t wire_send(int fd, struct iovec *iov, int count)
+{
+    ssize_t res;
+    if (ring_reply(iov, count, &res))
+        return res;
+    return writev(fd, iov, count);
+}
+
+static ssize_t wire_send_init(int fd, const struct iovec *iov)
+{
+    struct fuse_init_out out;
+    memcpy(&out, iov[1].iov_base, sizeof out);
+    wire_amend_init(&out);
+    int ring = wire_amend_ring(&out);
+    atomic_store(&wire.init_unique, 0);
+    struct iovec v[2] = { iov[0], { &out, sizeof out } };
+    ssize_t n = writev(fd, v, 2);
+    if (ring && (n < 0 || ring_start()))
+        ring_stop();
+    return n;
+}
+
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *ud)
 {
     (void)ud;
@@ -162,18 +219,12 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *ud)
     int backing = wire_cur.backing;
     wire_cur.backing = 0;
     if (count != 2 || iov[0].iov_len < sizeof(*oh) || oh->error)
-        return writev(fd, iov, count);
-    struct iovec v[2] = { iov[0], iov[1] };
+        return wire_send(fd, iov, count);
     unsigned long long init = atomic_load(&wire.init_unique);
     if (init && oh->unique == init &&
-        iov[1].iov_len == sizeof(struct fuse_init_out)) {
-        struct fuse_init_out out;
-        memcpy(&out, iov[1].iov_base, sizeof out);
-        wire_amend_init(&out);
-        atomic_store(&wire.init_unique, 0);
-        v[1] = (struct iovec){ &out, sizeof out };
-        return writev(fd, v, 2);
-    }
+        iov[1].iov_len == sizeof(struct fuse_init_out))
+        return wire_send_init(fd, iov);
+    struct iovec v[2] = { iov[0], iov[1] };
     int opens = wire_cur.opcode == FUSE_OPEN || wire_cur.opcode == FUSE_CREATE;
     unsigned char copy[256];
     if (backing > 0 && opens && iov[1].iov_len >= sizeof(struct fuse_open_out) &&
@@ -186,7 +237,7 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *ud)
         memcpy(copy + at, &out, sizeof out);
         v[1] = (struct iovec){ copy, iov[1].iov_len };
     }
-    return writev(fd, v, 2);
+    return wire_send(fd, v, 2);
 }
 
 void wire_reply_passthrough(int id, int direct)
@@ -222,11 +273,15 @@ void wire_backing_close(int id)
 }
 
 /* READ replies: libfuse moves file data to /dev/fuse through a pipe; keep
- * that (no reply that needs amending goes this way). */
+ * that (no reply that needs amending goes this way), but a ring request's
+ * reply is read out of the pipe into its entry. */
 static ssize_t wire_splice_send(int fdin, off_t *offin, int fdout, off_t *offout,
                                 size_t len, unsigned int flags, void *ud)
 {
     (void)ud;
+    ssize_t res;
+    if (ring_reply_pipe(fdin, len, &res))
+        return res;
     return splice(fdin, offin, fdout, offout, len, flags);
 }
 
@@ -252,13 +307,15 @@ const struct fuse_custom_io *wire_io(int devfd, int want_pt)
     atomic_store(&wire.pt, 0);
     atomic_store(&wire.killpriv, 0);
     atomic_store(&wire.pt_offered, 0);
+    atomic_store(&wire.ring_offered, 0);
     return &wire_custom_io;
 }
 
-int wire_install(struct fuse_session *se, int want_pt)
+int wire_install(struct fuse_session *se, int want_pt, int want_ring)
 {
     const struct fuse_custom_io *io = wire_io(fuse_session_fd(se), want_pt);
     wire.se = se;
+    wire.want_ring = want_ring;
     int rc = fuse_session_custom_io(se, io, wire.fd);
     return rc ? pv_err(rc, "could not hook the FUSE session's I/O") : 0;
 }

@@ -31,8 +31,9 @@
 
 /* Route the session's I/O through this module.  Call after the mount and
  * before the loop starts (INIT is the loop's first request).  want_pt = 0
- * never offers passthrough (mount -o passthrough=off). */
-int wire_install(struct fuse_session *se, int want_pt);
+ * never offers passthrough (mount -o passthrough=off); want_ring = 0 never
+ * takes FUSE over io_uring (-o uring=off, ring.h). */
+int wire_install(struct fuse_session *se, int want_pt, int want_ring);
 
 /* The I/O functions themselves, set up for /dev/fuse descriptor devfd
  * (wire_install uses this; unit tests drive them over pipes). */
@@ -44,6 +45,10 @@ int wire_killpriv(void);
 
 /* After INIT: 1 if the kernel offered passthrough (whether or not taken). */
 int wire_passthrough_offered(void);
+
+/* After INIT: 1 if the kernel offered FUSE over io_uring (ring.h says
+ * whether it serves). */
+int wire_ring_offered(void);
 
 /* The request this thread is serving asked the server to drop the
  * set-user-ID and set-group-ID bits (a write, truncate or O_TRUNC open by
