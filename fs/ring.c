@@ -72,7 +72,7 @@ struct ring_ent {
 };
 
 struct ring_queue {
-    int qid, evfd, uring_ok, started;
+    int qid, evfd, uring_ok, started, warned;
     pthread_t thread;
     struct io_uring uring;
     struct ring_ent ent[RING_DEPTH];
@@ -88,14 +88,14 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int go;                         /* 0 wait, 1 register, -1 quit     */
-    atomic_int serving;
+    atomic_int live;                /* queue threads still serving     */
     atomic_ullong served;
 } ring = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 /* The ring entry whose request this thread is serving. */
 static _Thread_local struct ring_ent *ring_cur;
 
-int ring_queues(void) { return atomic_load(&ring.serving) ? ring.nq : 0; }
+int ring_queues(void) { return atomic_load(&ring.live); }
 uint64_t ring_served(void) { return atomic_load(&ring.served); }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -309,8 +309,9 @@ static int ring_complete(struct ring_queue *q, struct io_uring_cqe *cqe)
         return 0;
     }
     e->live = 0;
-    if (cqe->res != -ENOTCONN && cqe->res != -ECANCELED)
-        pv_warn("FUSE ring queue %d: %s", q->qid, strerror(-cqe->res));
+    if (cqe->res != -ENOTCONN && cqe->res != -ECANCELED && !q->warned++)
+        pv_warn("FUSE ring queue %d: %s: its requests go through /dev/fuse",
+                q->qid, strerror(-cqe->res));
     for (int i = 0; i < RING_DEPTH; i++)
         if (q->ent[i].live)
             return 0;
@@ -372,6 +373,7 @@ static void *ring_thread(void *arg)
         }
         io_uring_cq_advance(&q->uring, n);
     }
+    atomic_fetch_sub(&ring.live, 1);
     return NULL;
 }
 
@@ -397,15 +399,14 @@ int ring_start(void)
 {
     if (!ring.q)
         return 0;
+    atomic_store(&ring.live, ring.nq);
     ring_set_go(1);
-    atomic_store(&ring.serving, 1);
     pv_info("FUSE over io_uring: %d queues of %d entries", ring.nq, RING_DEPTH);
     return 0;
 }
 
 void ring_stop(void)
 {
-    atomic_store(&ring.serving, 0);
     if (!ring.go)
         ring_set_go(-1);
     for (int i = 0; ring.q && i < ring.nq; i++) {
@@ -418,6 +419,7 @@ void ring_stop(void)
         }
         ring_queue_free(q);
     }
+    atomic_store(&ring.live, 0);
     free(ring.q);
     ring.q = NULL;
     ring.nq = 0;

@@ -57,7 +57,8 @@ int ring_start(void);
  * INIT flag was not taken after all.  Harmless without a ring. */
 void ring_stop(void);
 
-/* Queue count while the ring serves, else 0; requests it has answered. */
+/* Queues still serving (0 without a ring, or once the kernel refused or
+ * ended it); requests answered through them. */
 int ring_queues(void);
 uint64_t ring_served(void);
 
