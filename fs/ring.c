@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -425,14 +424,31 @@ void ring_stop(void)
     ring.nq = 0;
 }
 
+/* The kernel makes one queue per possible CPU and carries nothing until
+ * every one has registered, so the count must be the kernel's: possible
+ * CPUs (which may exceed the present ones), numbered from 0 without gaps
+ * (a request goes to the queue numbered as its caller's CPU). */
+static int ring_possible_cpus(void)
+{
+    FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
+    unsigned lo, hi;
+    char rest;
+    int n = f ? fscanf(f, "%u-%u%c", &lo, &hi, &rest) : 0;
+    if (f)
+        fclose(f);
+    if (n == 1 && lo == 0)
+        return 1;                           /* "0" */
+    if (n >= 2 && lo == 0 && (n == 2 || rest == '\n') && hi < RING_MAX_QUEUES)
+        return (int)hi + 1;                 /* "0-N" */
+    return -1;
+}
+
 int ring_prepare(struct fuse_session *se, int devfd, size_t payload,
                  ring_inspect_fn inspect)
 {
-    /* One queue per possible CPU: the kernel's count, which the ring
-     * needs complete before it carries anything. */
-    int nq = get_nprocs_conf();
-    if (nq < 1 || nq > RING_MAX_QUEUES)
-        return pv_err(-EINVAL, "%d CPUs: not using the FUSE ring", nq);
+    int nq = ring_possible_cpus();
+    if (nq < 1)
+        return pv_err(-EINVAL, "the possible CPUs are not 0-N: not using the FUSE ring");
     ring.se = se;
     ring.devfd = devfd;
     ring.payload = payload;

@@ -29,11 +29,28 @@ t_tmpdir() {
     T_DIRS+=("$d"); echo "$d"
 }
 
-# ws_mount DIR [provfs mount options...]: mount DIR over itself.
+# ws_mount DIR [provfs mount options...]: mount DIR over itself.  In the
+# suite's io_uring pass (tests/run sets PROVFS_TEST_TRANSPORT), a mount that
+# does not serve over io_uring is a failure, unless it asked for uring=off.
 ws_mount() {
     local dir=$1; shift
     "$PROVFS" mount "$@" "$dir" || { echo "# mount of $dir failed"; return 1; }
     T_MOUNTS+=("$dir")
+    if [ "${PROVFS_TEST_TRANSPORT:-}" = io_uring ] && [[ " $* " != *uring=off* ]]; then
+        stat "$dir" >/dev/null
+        "$PROVFS" status "$dir" | grep -q '^transport: io_uring' ||
+            not_ok "mount of $dir serves over io_uring"
+    fi
+    return 0
+}
+
+# The fuse module's switch for FUSE over io_uring (Linux 6.14+).  It counts
+# when a mount is made (INIT); uring_set puts back the first value at exit.
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+T_URING_OLD=
+uring_set() {
+    [ -n "$T_URING_OLD" ] || T_URING_OLD=$(cat "$URING_PARAM")
+    echo "$1" > "$URING_PARAM"
 }
 
 # The daemon pid of a mounted workspace (from the runtime file).
@@ -66,6 +83,7 @@ t_cleanup() {
         fi
     done
     for dir in "${T_DIRS[@]+"${T_DIRS[@]}"}"; do rm -rf "$dir"; done
+    [ -z "$T_URING_OLD" ] || echo "$T_URING_OLD" > "$URING_PARAM"
 }
 trap t_cleanup EXIT
 

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fs/ring.h"
 #include "fs/wire.h"
 
 #define PT_FLAGS2   (1u << 5)       /* FUSE_PASSTHROUGH >> 32 */
@@ -132,6 +133,21 @@ static void test_init_passthrough_off_by_option(void **state)
     assert_int_equal(wire_killpriv(), 1);
 }
 
+/* The kernel offers FUSE over io_uring, but with no session to serve it
+ * (as here) or with uring=off the flag must not be taken: a kernel told
+ * "ring" would hold every request until queues registered. */
+static void test_init_ring_offer_not_taken_without_queues(void **state)
+{
+    struct pipes *p = *state;
+    const struct fuse_custom_io *io = wire_io(-1, 1);
+    struct fuse_init_out out;
+    init_handshake(io, p, FUSE_INIT_EXT, PT_FLAGS2 | RING_INIT_FLAG2, &out);
+    assert_int_equal(out.flags2 & RING_INIT_FLAG2, 0);
+    assert_int_equal(out.flags2 & PT_FLAGS2, PT_FLAGS2);   /* the rest still taken */
+    assert_int_equal(wire_ring_offered(), 1);
+    assert_int_equal(ring_queues(), 0);
+}
+
 static void test_kill_flags_per_request(void **state)
 {
     struct pipes *p = *state;
@@ -224,6 +240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_init_adds_offered_features, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_adds_nothing_not_offered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_passthrough_off_by_option, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_ring_offer_not_taken_without_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_flags_per_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_reply_made_passthrough, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_reply_direct, setup, teardown),
