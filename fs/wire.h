@@ -17,8 +17,10 @@
  * notes what each request asked for, adds the two flags to the INIT reply
  * when the kernel offers them, and marks an OPEN or CREATE reply
  * passthrough when the operation asked for it on the same thread.  Every
- * request is read and answered by one worker thread in libfuse's loop,
- * so thread-local state ties a request to its reply.
+ * request is read and answered by one thread (a worker of libfuse's loop,
+ * or an io_uring queue thread, ring.h), so thread-local state ties a
+ * request to its reply.  It also takes FUSE over io_uring when the kernel
+ * offers it, and sends each reply to the ring or to /dev/fuse.
  *
  * When the kernel lacks a feature, nothing is added and the mount works
  * as before; wire_passthrough() and wire_killpriv() say what is in force.
