@@ -320,6 +320,16 @@ static int node_offer_fd(struct ino_table *t, struct ino_node *n, int fd,
     return -1;
 }
 
+/* Two nodes' handles name different inodes.  Without handles (a file
+ * system that gives none) nothing can be told apart: 0. */
+static int node_handle_differs(const struct ino_node *a, const struct ino_node *b)
+{
+    if (!a->handle_bytes || !b->handle_bytes)
+        return 0;
+    return a->handle_type != b->handle_type || a->handle_bytes != b->handle_bytes ||
+           memcmp(a->handle, b->handle, a->handle_bytes) != 0;
+}
+
 /* Lock held.  The node of (dev, ino), root included, or NULL. */
 static struct ino_node *node_find_locked(struct ino_table *t, const struct stat *st)
 {
@@ -341,7 +351,7 @@ static int node_enter(struct ino_table *t, struct ino_node *parent,
     int spare = adopt ? fd : -1;
     pthread_mutex_lock(&t->lock);
     struct ino_node *n = node_find_locked(t, st);
-    if (n) {
+    if (n && !n->gone) {
         n->nlookup++;
         node_rename_locked(t, n, parent, name);
         if (adopt)
@@ -359,7 +369,15 @@ static int node_enter(struct ino_table *t, struct ino_node *parent,
     }
     pthread_mutex_lock(&t->lock);
     n = hash_find(t, st->st_dev, st->st_ino);
-    if (n) {            /* another thread inserted it meanwhile */
+    if (n && n->gone && node_handle_differs(n, fresh)) {
+        /* A deleted inode the kernel has not forgotten yet, whose number
+         * the file system gave to this new one (ext4 reuses them): the old
+         * node leaves the hash and lives on until its FORGET.  Reusing it
+         * would serve the new inode through the old one's stale handle. */
+        hash_remove(t, n);
+        n = NULL;
+    }
+    if (n) {            /* known (a gone node's other link), or raced in */
         free(fresh->name);
         free(fresh);
         n->nlookup++;
@@ -389,6 +407,8 @@ static int node_enter_known(struct ino_table *t, struct ino_node *parent,
 {
     pthread_mutex_lock(&t->lock);
     struct ino_node *n = node_find_locked(t, st);
+    if (n && n->gone)
+        n = NULL;       /* maybe a reused number: node_enter checks */
     if (n) {
         n->nlookup++;
         node_rename_locked(t, n, parent, name);
