@@ -88,6 +88,7 @@ static struct {
     pthread_cond_t cond;
     int go;                         /* 0 wait, 1 register, -1 quit     */
     atomic_int live;                /* queue threads still serving     */
+    atomic_int quit;                /* ring_stop: leave the loop       */
     atomic_ullong served;
 } ring = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
@@ -358,11 +359,15 @@ static void *ring_thread(void *arg)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&q->uring);
     io_uring_prep_poll_add(sqe, q->evfd, POLLIN);
     io_uring_sqe_set_data(sqe, NULL);
-    for (int stop = 0; !stop;) {
+    for (int stop = 0; !stop && !atomic_load(&ring.quit);) {
         int rc = io_uring_submit_and_wait(&q->uring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            pv_warn("FUSE ring queue %d: %s", q->qid, strerror(-rc));
-            break;
+            /* Never give up here: until its entries are registered, the
+             * kernel holds every request of the mount.  Reap what came
+             * and retry (ring_stop sets quit). */
+            if (!q->warned++)
+                pv_warn("FUSE ring queue %d: %s: retrying", q->qid, strerror(-rc));
+            usleep(10000);
         }
         unsigned head, n = 0;
         struct io_uring_cqe *cqe;
@@ -399,6 +404,7 @@ int ring_start(void)
     if (!ring.q)
         return 0;
     atomic_store(&ring.live, ring.nq);
+    atomic_store(&ring.quit, 0);
     ring_set_go(1);
     pv_info("FUSE over io_uring: %d queues of %d entries", ring.nq, RING_DEPTH);
     return 0;
@@ -406,6 +412,7 @@ int ring_start(void)
 
 void ring_stop(void)
 {
+    atomic_store(&ring.quit, 1);
     if (!ring.go)
         ring_set_go(-1);
     for (int i = 0; ring.q && i < ring.nq; i++) {
