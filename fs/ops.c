@@ -305,9 +305,10 @@ static int do_lookup(struct fs_ctx *c, struct ino_node *parent,
  * all of their attributes in a few round trips.  So a directory is listed
  * from the cache only until the kernel has looked up INO_LIST_LOOKS of its
  * non-directory children by name; from then on, for the life of its node,
- * every listing is a fresh READDIRPLUS as before.  Lookups of subdirectories do not count: a walker
- * that only descends (find) looks those up too.  The root is never cached:
- * its listing depends on the policy (.prov). */
+ * every listing is a fresh READDIRPLUS as before.  Lookups of
+ * subdirectories do not count: a walker that only descends (find) looks
+ * those up too.  The root is never cached: its listing depends on the
+ * policy (.prov). */
 static int listing_cacheable(struct fs_ctx *c, struct ino_node *n)
 {
     return c->cache != FS_CACHE_NONE && n != ino_root(c->tab) &&

@@ -124,6 +124,7 @@ check_eq "enable_uring=N: not offered in JSON" false "$(jget "$no" 'd["daemon"][
 ws_umount "$no"
 
 bad=$(t_tmpdir)
+T_MOUNTS+=("$bad")      # unmounted at exit should the refusal ever fail
 out=$("$PROVFS" mount -o uring=maybe "$bad" 2>&1); rc=$?
 check_eq "uring=maybe is refused" 2 "$rc"
 check "the error names the option" grep -q "unknown mount option 'uring=maybe'" <<<"$out"
