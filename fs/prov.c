@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "fs/capture.h"
 #include "fs/fspol.h"
@@ -121,19 +122,10 @@ static struct pnode *prov_node(fuse_ino_t ino)
     return n;
 }
 
-/* FNV-1a: also the stable st_ino of a virtual path. */
-static uint64_t prov_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 /* Find or add the node for vpath; its other fields come from `tmpl`. */
 static fuse_ino_t prov_intern(const struct pnode *tmpl)
 {
-    size_t b = prov_hash(tmpl->vpath) & (sizeof pv.buckets / sizeof pv.buckets[0] - 1);
+    size_t b = pv_hash_str(tmpl->vpath) & (sizeof pv.buckets / sizeof pv.buckets[0] - 1);
     pthread_mutex_lock(&pv.lock);
     for (size_t i = pv.buckets[b]; i; i = pv.nodes[i]->hnext) {
         if (!strcmp(pv.nodes[i]->vpath, tmpl->vpath)) {
@@ -604,7 +596,7 @@ static int prov_stat_file_dir(const struct pnode *n, struct stat *st)
 static int prov_stat(const struct pnode *n, struct stat *st)
 {
     memset(st, 0, sizeof *st);
-    st->st_ino = prov_hash(n->vpath) | 1ull << 63;
+    st->st_ino = pv_hash_str(n->vpath) | 1ull << 63;
     st->st_nlink = 1;
     st->st_mode = prov_is_dir(n->kind) ? S_IFDIR | 0555 : S_IFREG | 0444;
     if (n->kind == PK_HASHFILE || n->kind == PK_PROCFILE)
@@ -1069,7 +1061,7 @@ static void prov_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     for (size_t i = (size_t)off; i < d->n; i++) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof e);
-        e.attr.st_ino = prov_hash(prov_join(vpath, sizeof vpath, n->vpath, d->ents[i].name)) |
+        e.attr.st_ino = pv_hash_str(prov_join(vpath, sizeof vpath, n->vpath, d->ents[i].name)) |
                         1ull << 63;
         e.attr.st_mode = d->ents[i].type;
         /* ino 0 in readdirplus: names only; stat comes by lookup. */
@@ -1240,7 +1232,7 @@ void prov_fini(void)
 
 unsigned long long prov_stable_ino(const char *vpath)
 {
-    return prov_hash(vpath) | 1ull << 63;
+    return pv_hash_str(vpath) | 1ull << 63;
 }
 
 int prov_listed(void)

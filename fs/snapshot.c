@@ -29,6 +29,7 @@
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "fs/capture.h"
 #include "fs/fspol.h"
@@ -45,6 +46,7 @@
 #define SNAP_DIRTY_MAX 1024     /* ranges per inode before giving up: full */
 #define SNAP_NOTES     32
 #define SNAP_TOMB_WAIT_NS (100 * 1000 * 1000)   /* tombstones gather 100 ms */
+#define SNAP_PATH_SLOTS (1u << 16)  /* per worker: counts of queued paths by hash */
 
 struct snap_ino {
     dev_t dev;
@@ -93,6 +95,13 @@ struct snap_worker {
     size_t qlen;                /* jobs from head to tail */
     int tombs_only;             /* every queued job is a tombstone */
     struct snap_job *batch;     /* jobs being run (not yet committed) */
+    /* How many of the jobs in head..tail and batch name a path hashing to
+     * each slot.  Routing asks "which worker has jobs touching this path?"
+     * on every enqueue; scanning the lists for it cost a strcmp per queued
+     * job, up to 2 x SNAP_TOMB_BATCH tombstones under rm -rf, and made
+     * deleting 20k files a second slower.  A collision only makes a path
+     * look busy on a worker: routing stays ordered, it may wait a batch. */
+    uint32_t paths[SNAP_PATH_SLOTS];
 };
 
 struct snap_note {
@@ -234,19 +243,26 @@ static void snap_job_free(struct snap_job *j)
     free(j);
 }
 
-static int snap_has_path(const struct snap_job *list, const char *path)
+static size_t snap_path_slot(const char *path)
 {
-    for (; list; list = list->next)
-        if (!strcmp(list->path, path) || (list->src_path && !strcmp(list->src_path, path)))
-            return 1;
-    return 0;
+    return pv_hash_str(path) & (SNAP_PATH_SLOTS - 1);
+}
+
+/* Count a job's paths in (d = 1) or out of (d = -1) its worker's index
+ * (caller holds snap.lock). */
+static void snap_paths_count(struct snap_worker *w, const struct snap_job *j, int d)
+{
+    w->paths[snap_path_slot(j->path)] += (uint32_t)d;
+    if (j->src_path)
+        w->paths[snap_path_slot(j->src_path)] += (uint32_t)d;
 }
 
 /* The worker with queued or running jobs touching path, or -1. */
 static int snap_path_worker(const char *path)
 {
+    size_t slot = snap_path_slot(path);
     for (int i = 0; i < SNAP_WORKERS; i++)
-        if (snap_has_path(snap.w[i].head, path) || snap_has_path(snap.w[i].batch, path))
+        if (snap.w[i].paths[slot])
             return i;
     return -1;
 }
@@ -329,6 +345,7 @@ static void snap_enqueue(struct snap_job *j)
             e->ndirty = e->cap = 0;
         }
     }
+    snap_paths_count(w, j, 1);
     if (w->tail)
         w->tail->next = j;
     else
@@ -644,6 +661,8 @@ static void *snap_worker(void *arg)
         pthread_mutex_unlock(&snap.lock);
         snap_run_batch(jobs);
         pthread_mutex_lock(&snap.lock);
+        for (struct snap_job *j = jobs; j; j = j->next)
+            snap_paths_count(w, j, -1);
         w->batch = NULL;
         snap.stats.running -= (uint64_t)n;
         snap.stats.batches++;
