@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,6 +50,28 @@ static int mount_parse_opts(char *opts, struct fs_mount_opts *o)
     return 0;
 }
 
+/* fusermount3, which mounts for users other than root, lets them ask for
+ * allow_other only when /etc/fuse.conf says user_allow_other.  Say so
+ * here rather than leave it in the daemon's log. */
+static int mount_check_allow_other(const struct fs_mount_opts *o)
+{
+    if (!o->allow_other || geteuid() == 0)
+        return 0;
+    FILE *f = fopen("/etc/fuse.conf", "r");
+    char line[256];
+    int allowed = 0;
+    while (f && !allowed && fgets(line, sizeof line, f)) {
+        char word[32];
+        allowed = sscanf(line, " %31s", word) == 1 && !strcmp(word, "user_allow_other");
+    }
+    if (f)
+        fclose(f);
+    if (allowed)
+        return 0;
+    return cli_failf("mount: allow_other: only root may use it unless /etc/fuse.conf "
+                     "has a line 'user_allow_other'");
+}
+
 /* A provfs mount whose daemon is gone answers ENOTCONN to everything:
  * detach it so the directory is usable again. */
 static int mount_check_target(const char *mnt)
@@ -63,9 +84,10 @@ static int mount_check_target(const char *mnt)
         struct fs_runtime rt;
         if (fs_runtime_read(mnt, &rt) == 0 && kill(rt.pid, 0) == 0)
             return cli_failf("mount: %s is already a provfs mount (daemon pid %d)", mnt, (int)rt.pid);
-        if (umount2(mnt, MNT_DETACH))
+        int rc = cli_unmount(mnt, 1);
+        if (rc)
             return cli_failf("mount: %s: stale provfs mount (daemon dead) could not be "
-                             "removed: %s", mnt, strerror(errno));
+                             "removed: %s", mnt, strerror(-rc));
         fs_runtime_remove(mnt);
         fputs("provfs: removed a stale mount of ", stderr);
         cli_put_bytes(stderr, mnt, strlen(mnt));
@@ -187,6 +209,8 @@ int cmd_mount(int argc, char **argv)
         return cli_usage(MOUNT_USAGE, "expected one directory");
     if (opts && (c = mount_parse_opts(opts, &o)))
         return c;
+    if ((c = mount_check_allow_other(&o)))
+        return c;
 
     char mnt[PATH_MAX], src[PATH_MAX], base[PATH_MAX], logfile[PATH_MAX + 8];
     if (cli_abspath(argv[optind], mnt, sizeof mnt))
@@ -263,8 +287,9 @@ int cmd_umount(int argc, char **argv)
     struct fs_runtime rt;
     int live = fs_runtime_read(mnt, &rt) == 0 && kill(rt.pid, 0) == 0;
     if (!live) {
-        if (umount2(mnt, MNT_DETACH))
-            return cli_failf("umount: %s: %s", mnt, strerror(errno));
+        int rc = cli_unmount(mnt, 1);
+        if (rc)
+            return cli_failf("umount: %s: %s", mnt, strerror(-rc));
         fs_runtime_remove(mnt);
         fputs("provfs: ", stderr);
         cli_put_bytes(stderr, mnt, strlen(mnt));
@@ -273,11 +298,11 @@ int cmd_umount(int argc, char **argv)
     }
     if (fs_runtime_request(&rt, "sync", ans, sizeof ans))
         fprintf(stderr, "provfs: umount: warning: %s\n", pv_errmsg());
-    if (umount2(mnt, 0)) {
-        if (errno == EBUSY)
-            return umount_busy(mnt, rt.pid);
-        return cli_failf("umount: %s: %s", mnt, strerror(errno));
-    }
+    int rc = cli_unmount(mnt, 0);
+    if (rc == -EBUSY)
+        return umount_busy(mnt, rt.pid);
+    if (rc)
+        return cli_failf("umount: %s: %s", mnt, strerror(-rc));
     umount_wait_exit(rt.pid);
     return 0;
 }

@@ -5,9 +5,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -16,6 +20,52 @@
 int cli_mount_lookup(const char *path, char *fstype, size_t len)
 {
     return fs_mountinfo_find(path, fstype, len, NULL);
+}
+
+/* fusermount3 -u [-z] path, its complaints silenced (the caller words
+ * the error): its exit status, or -errno if it could not run. */
+static int mounts_fusermount(const char *path, int lazy)
+{
+    char *argv[7];
+    int n = 0;
+    argv[n++] = "fusermount3";
+    argv[n++] = "-u";
+    argv[n++] = "-q";
+    if (lazy)
+        argv[n++] = "-z";
+    argv[n++] = "--";
+    argv[n++] = (char *)path;
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa))
+        return -ENOMEM;
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    extern char **environ;
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "fusermount3", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc)
+        return -rc;
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int cli_unmount(const char *path, int lazy)
+{
+    if (umount2(path, lazy ? MNT_DETACH : 0) == 0)
+        return 0;
+    int e = errno;
+    struct fs_mountinfo mi;
+    if (e != EPERM || fs_mountinfo_get(path, &mi) != 1 || mi.user_id != (long)getuid())
+        return -e;
+    int rc = mounts_fusermount(path, lazy);
+    if (rc < 0)
+        return rc;
+    /* The owner's fusermount3 refuses an unmount only when it is busy. */
+    return rc == 0 ? 0 : -EBUSY;
 }
 
 static int mounts_under(const char *link, const char *path, size_t plen)

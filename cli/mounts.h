@@ -18,6 +18,11 @@ int cli_mount_lookup(const char *path, char *fstype, size_t len);
  * many were found. */
 int cli_mount_holders(const char *path, pid_t except, FILE *f, int max);
 
+/* Unmount `path` (lazily when `lazy`): umount2(2), or, for an unprivileged
+ * user's own FUSE mount (umount2 is root's), the setuid fusermount3 that
+ * mounted it.  0 or -errno; -EBUSY when the mount is in use. */
+int cli_unmount(const char *path, int lazy);
+
 /* Normalize an absolute-or-relative path lexically (no symlink resolution,
  * works when a component is a dead mount). */
 int cli_abspath(const char *in, char *out, size_t len);

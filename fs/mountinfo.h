@@ -14,4 +14,16 @@
  * there, 0 if not, negative errno on error. */
 int fs_mountinfo_find(const char *path, char *fstype, size_t len, dev_t *dev);
 
+/* The same, with the FUSE owner: user_id from the super options (the
+ * user who mounted it), -1 when there is none. */
+struct fs_mountinfo {
+    char fstype[64];
+    dev_t dev;
+    long user_id;
+};
+int fs_mountinfo_get(const char *path, struct fs_mountinfo *out);
+/* One line of mountinfo (modified in place): 1 and *out filled if it is
+ * the mount at path, else 0. */
+int fs_mountinfo_parse(char *line, const char *path, struct fs_mountinfo *out);
+
 #endif

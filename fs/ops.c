@@ -9,10 +9,12 @@
  * the ops that report to capture.h, after the backing call succeeded.
  *
  * What this layer assumes:
- *  - The daemon runs as root (open_by_handle_at, chown to the caller) and
- *    mounts with -o default_permissions: the kernel makes every permission
- *    decision from the attributes we return, so backing calls run with the
- *    daemon's full credentials and never second-guess it.
+ *  - The daemon mounts with -o default_permissions: the kernel makes every
+ *    permission decision from the attributes we return, so backing calls
+ *    run with the daemon's full credentials and never second-guess it.
+ *    Run by root (the usual case) it reopens inodes by handle and gives
+ *    new files to their caller; run by a user on their own directory it
+ *    reopens inodes by name (inode.c) and every file is that user's.
  *  - The process umask is 0 (fs_ctx_new sets it): the kernel already applied
  *    the caller's umask to the modes it sends.
  *  - .provfs/ at the root is private to the daemon and must stay invisible.
@@ -226,16 +228,22 @@ static void mark_wrote(struct fs_file *f)
 /* A regular file as snapshot.h wants it; path must outlive the call. */
 static struct snap_file snap_of(struct ino_node *n, const char *path, uint64_t proc)
 {
-    struct snap_file sf = { n->dev, n->ino, path, proc };
+    struct snap_file sf = { n->dev, n->ino, path, proc, 0 };
     return sf;
 }
 
-/* An O_RDONLY descriptor for the snapshot module: the daemon is root, so
- * this works whatever the file's mode and the handle's access mode. */
-static int snap_fd(struct fs_ctx *c, struct ino_node *n)
+/* An O_RDONLY descriptor of sf's file for the snapshot module, or -1 with
+ * the reason in sf->open_err.  A root daemon gets it whatever the file's
+ * mode and the handle's access mode.  A user's daemon may not (a file its
+ * owner made write-only): that version is recorded without content, with
+ * the reason, as any snapshot that fails is. */
+static int snap_fd(struct fs_ctx *c, struct ino_node *n, struct snap_file *sf)
 {
     int fd = ino_open(c->tab, n, O_RDONLY);
-    return fd < 0 ? -1 : fd;
+    if (fd >= 0)
+        return fd;
+    sf->open_err = -fd;
+    return -1;
 }
 
 /* Before anything may change a file's content: wait for its in-flight
@@ -246,7 +254,7 @@ static void snap_before_change(struct fs_ctx *c, struct ino_node *n)
     if (!S_ISREG(n->type) || ino_path(c->tab, n, path, sizeof(path)) < 0)
         return;
     struct snap_file sf = snap_of(n, path, 0);
-    int fd = snap_fd(c, n);
+    int fd = snap_fd(c, n, &sf);
     snap_write_open(&sf, fd);
     if (fd >= 0)
         close(fd);
@@ -481,7 +489,7 @@ static void snapshot_truncated(struct fs_ctx *c, struct ino_node *n, uint64_t pr
     if (ino_path(c->tab, n, path, sizeof(path)) < 0)
         return;
     struct snap_file sf = snap_of(n, path, proc);
-    snap_release(&sf, snap_fd(c, n));
+    snap_release(&sf, snap_fd(c, n, &sf));
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -554,6 +562,9 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
  * A setgid directory already gave the new name its group: keep it.  chown
  * clears set-id bits of non-directories, so put them back.
  * On failure (a quota, say) the name is removed again.
+ * A daemon that is not root cannot give files away: like any FUSE file
+ * system a user mounts, its files belong to that user (other callers only
+ * exist with allow_other, which /etc/fuse.conf must grant).
  */
 static int set_owner(fuse_req_t req, int pfd, const char *name, int fd,
                      mode_t type, mode_t mode)
@@ -561,7 +572,7 @@ static int set_owner(fuse_req_t req, int pfd, const char *name, int fd,
     struct fs_ctx *c = ctx_of(req);
     const struct fuse_ctx *fc = fuse_req_ctx(req);
     struct stat pst;
-    if (fc->uid == c->euid && fc->gid == c->egid)
+    if (c->euid != 0 || (fc->uid == c->euid && fc->gid == c->egid))
         return 0;
     gid_t gid = fc->gid;
     if (fstatat(pfd, "", &pst, AT_EMPTY_PATH) == 0 && (pst.st_mode & S_ISGID))
@@ -691,7 +702,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t npino,
             uint64_t proc = capture(req, CAP_LINK, oldpath, newpath, 0);
             if (S_ISREG(n->type)) {
                 struct snap_file sf = snap_of(n, newpath, proc);
-                snap_linked(&sf, oldpath, snap_fd(c, n));
+                snap_linked(&sf, oldpath, snap_fd(c, n, &sf));
             }
         }
     }
@@ -808,11 +819,11 @@ static void capture_rename(fuse_req_t req, struct ino_node *p, const char *name,
      * other one's at `from`). */
     if (rn->src && S_ISREG(rn->src->type)) {
         struct snap_file sf = snap_of(rn->src, to, proc);
-        snap_renamed(&sf, from, snap_fd(c, rn->src));
+        snap_renamed(&sf, from, snap_fd(c, rn->src, &sf));
     }
     if ((flags & RENAME_EXCHANGE) && rn->dst && S_ISREG(rn->dst->type)) {
         struct snap_file sf = snap_of(rn->dst, from, proc);
-        snap_renamed(&sf, to, snap_fd(c, rn->dst));
+        snap_renamed(&sf, to, snap_fd(c, rn->dst, &sf));
     }
 }
 
@@ -1165,7 +1176,7 @@ static void close_write(struct fs_ctx *c, struct fs_file *f, int last)
     if (changed) {
         f->versioned = 1;
         struct snap_file sf = snap_of(f->node, path, f->proc);
-        snap_release(&sf, snap_fd(c, f->node));
+        snap_release(&sf, snap_fd(c, f->node, &sf));
     }
 }
 

@@ -75,6 +75,7 @@ struct snap_job {
     struct content_range *dirty;
     size_t ndirty;
     int reuse;                  /* content = src's last version, no ingest */
+    int open_err;               /* the file could not be opened: errno */
     uint32_t vflags;            /* CAT_V_HASH_ONLY / CAT_V_UNSTORED by policy */
     int stored;                 /* content added to the batch: holds a ref */
     struct pol *pol;            /* the policy in force when queued */
@@ -228,6 +229,7 @@ static struct snap_job *snap_job_new(uint32_t origin, const struct snap_file *f,
     j->dev = f->dev;
     j->ino = f->ino;
     j->proc_id = f->proc_id;
+    j->open_err = fd < 0 ? f->open_err : 0;
     j->seq = cap_tick();
     return j;
 }
@@ -424,8 +426,12 @@ static void snap_hash_only(struct snap_job *j, enum pol_snap mode)
 
 static void snap_ingest(struct content_batch *b, struct snap_job *j)
 {
-    if (j->fd < 0)
+    if (j->fd < 0) {
+        if (j->open_err && !j->reuse)
+            snap_job_fail(j, pv_errno(-j->open_err, "opening it for reading"),
+                          "reading the file");
         return;
+    }
     if (fstat(j->fd, &j->sb)) {
         snap_job_fail(j, pv_errno(-errno, "fstat"), "reading the file");
         return;
@@ -835,7 +841,7 @@ void snap_unlinked(const char *path, uint64_t proc_id)
 {
     if (!snap.running)
         return;
-    struct snap_file f = { 0, 0, path, proc_id };
+    struct snap_file f = { .path = path, .proc_id = proc_id };
     snap_enqueue(snap_job_new(CAT_ORIGIN_DELETED, &f, -1));
 }
 
@@ -886,7 +892,7 @@ static int snap_scan_file(void *arg, uint64_t id, struct cat_str path)
     memcpy(p, path.p, path.n);
     p[path.n] = 0;
     struct stat sb;
-    struct snap_file f = { 0, 0, p, 0 };
+    struct snap_file f = { .path = p };
     if (fstatat(snap.rootfd, p, &sb, AT_SYMLINK_NOFOLLOW)) {
         if (!gone && (errno == ENOENT || errno == ENOTDIR)) {
             snap_enqueue(snap_job_new(CAT_ORIGIN_DELETED, &f, -1));

@@ -40,6 +40,8 @@ struct snap_file {
     ino_t ino;
     const char *path;           /* workspace-relative */
     uint64_t proc_id;           /* who, 0 if unknown */
+    int open_err;               /* errno when the caller could not open the
+                                   file for reading (rdfd is then -1) */
 };
 
 int snap_start(struct store *st, int rootfd);

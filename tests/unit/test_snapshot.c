@@ -65,7 +65,7 @@ static void write_version(const char *path, const char *content)
     struct stat sb;
     assert_int_equal(fstat(fd, &sb), 0);
     close(fd);
-    struct snap_file f = { sb.st_dev, sb.st_ino, path, 0 };
+    struct snap_file f = { .dev = sb.st_dev, .ino = sb.st_ino, .path = path };
     snap_created(&f);
     int rd = openat(rootfd, path, O_RDONLY);
     assert_true(rd >= 0);
