@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 struct ino_table;
+struct fs_file;
 
 struct ino_node {
     /* Key, immutable. */
@@ -55,6 +56,7 @@ struct ino_node {
     unsigned io_pt;             /* open handles in kernel passthrough       */
     int backing_id;             /* the kernel's id of the backing file, or 0 */
     int pt_wrote;               /* written around the FUSE page cache       */
+    struct fs_file *open_files; /* its open handles, linked by next_open     */
 
     /* Lock-free: for a directory, how many of its non-directory children
      * the kernel has looked up by name, up to INO_LIST_LOOKS. */

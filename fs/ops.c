@@ -93,6 +93,7 @@ struct fs_file {
     struct timespec pt_ctime;   /* backing ctime at open or last close     */
     uint64_t proc;              /* capture's id of the opener             */
     struct ino_node *node;      /* pinned until release                   */
+    struct fs_file *next_open;  /* node->open_files, under io_lock         */
 };
 
 /* An open directory stream. */
@@ -379,9 +380,25 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 /* ---- attributes -------------------------------------------------------- */
 
 /* fstat of a node: through the open file when the kernel names one. */
+/* fstat through one of the node's open handles; -ESTALE if it has none. */
+static int open_file_stat(struct fs_ctx *c, struct ino_node *n, struct stat *st)
+{
+    int rc = -ESTALE;
+    pthread_mutex_lock(&c->io_lock);
+    if (n->open_files)
+        rc = fstat(n->open_files->fd, st) < 0 ? -errno : 0;
+    pthread_mutex_unlock(&c->io_lock);
+    return rc;
+}
+
 static int node_stat(struct fs_ctx *c, struct ino_node *n, struct stat *st)
 {
     int fd = ino_fd_get(c->tab, n);
+    /* fstat() of an unlinked-but-open file comes without a handle (the
+     * kernel sends one only from read paths).  A daemon that reopens by
+     * name cannot reach such an inode any more; its open handles can. */
+    if (fd == -ESTALE && S_ISREG(n->type))
+        return open_file_stat(c, n, st);
     if (fd < 0)
         return fd;
     int rc = fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
@@ -931,6 +948,8 @@ static void io_mode_open(struct fs_ctx *c, struct fs_file *f)
     struct ino_node *n = f->node;
     int want = c->passthrough && wire_passthrough();
     pthread_mutex_lock(&c->io_lock);
+    f->next_open = n->open_files;
+    n->open_files = f;
     int pt = want && (f->write_open ? n->io_pt > 0 : n->io_cached == 0);
     if (pt && !n->backing_id) {
         int id = wire_backing_open(f->fd);
@@ -957,6 +976,11 @@ static void io_mode_release(struct fs_ctx *c, struct fs_file *f)
 {
     struct ino_node *n = f->node;
     pthread_mutex_lock(&c->io_lock);
+    struct fs_file **pp = &n->open_files;
+    while (*pp && *pp != f)
+        pp = &(*pp)->next_open;
+    if (*pp)
+        *pp = f->next_open;
     if (!f->pt) {
         n->io_cached--;
     } else {

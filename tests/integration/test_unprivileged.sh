@@ -93,15 +93,21 @@ bad=$(as_user /usr/bin/python3 - "$ws" <<'EOF'
 import os, sys
 ws = sys.argv[1]
 bad = 0
+held = os.open(os.path.join(ws, "held"), os.O_CREAT | os.O_RDWR, 0o644)
+os.write(held, b"kept")
 for i in range(5000):
     p = os.path.join(ws, "many2", "d%02d" % (i % 50), "f%04d" % i)
     with open(p) as f:
         bad += f.read() != "%d\n" % i
     os.utime(p)
-print(bad)
+# unlinked while open: still reachable through its handle (pjdfstest
+# unlink/14.t got ESTALE from fstat here before the fix)
+os.unlink(os.path.join(ws, "held"))
+print(bad, os.fstat(held).st_nlink, os.pread(held, 4, 0).decode())
 EOF
 )
-check_eq "5000 files read back, by name, after their directory moved" "0" "$bad"
+check_eq "5000 files read back, by name, after their directory moved; an unlinked open file still stats (nlink 0) and reads" \
+    "0 0 kept" "$bad"
 r=$(out as_user chown root "$ws/data/raw.csv")
 check "chown to another user is refused as on the bare directory" grep -q "Operation not permitted" <<<"$r"
 
