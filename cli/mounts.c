@@ -40,7 +40,6 @@ static int mounts_fusermount(const char *path, int lazy)
     if (posix_spawn_file_actions_init(&fa))
         return -ENOMEM;
     posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    extern char **environ;
     pid_t pid;
     int rc = posix_spawnp(&pid, "fusermount3", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
