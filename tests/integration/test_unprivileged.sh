@@ -22,6 +22,10 @@ out() { "$@" 2>&1; echo "exit=$?"; }
 
 tmp=$(t_tmpdir)
 chmod 755 "$tmp"
+# The user must be able to run provfs wherever the clone lives (/root is
+# 0700): run a copy from the test's own directory.
+cp "$PROVFS" "$tmp/provfs" && chmod 755 "$tmp/provfs"
+PROVFS=$tmp/provfs
 ws="$tmp/my ws"
 mkdir -p "$ws/data"
 printf '1,2\n3,4\n' > "$ws/data/raw.csv"
@@ -29,10 +33,9 @@ chown -R "$USER_ID:$GROUP_ID" "$ws"
 
 # allow_other is root's unless /etc/fuse.conf lets users ask for it.
 if grep -qx '[[:space:]]*user_allow_other[[:space:]]*' /etc/fuse.conf 2>/dev/null; then
-    T_MOUNTS+=("$ws")
     r=$(out as_user "$PROVFS" mount -o allow_other "$ws")
     check_eq "allow_other, permitted by /etc/fuse.conf, mounts" "exit=0" "$(tail -1 <<<"$r")"
-    as_user "$PROVFS" umount "$ws"
+    check_eq "... and unmounts" "" "$(as_user "$PROVFS" umount "$ws" 2>&1)"
 else
     r=$(out as_user "$PROVFS" mount -o allow_other "$ws")
     check "allow_other without user_allow_other is refused, saying why" \
