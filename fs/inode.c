@@ -19,6 +19,19 @@
 /* Descriptors closed per eviction pass; the rest wait for the next insert. */
 #define INO_EVICT_BATCH 8
 
+/* A kernel file handle with room for the largest one. */
+union ino_fh {
+    struct file_handle fh;
+    unsigned char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+};
+
+/* Does open_by_handle_at fail for want of privilege (the errors that make
+ * a table use names)? */
+static int handle_refused(int err)
+{
+    return err == EPERM || err == EOPNOTSUPP || err == ENOSYS;
+}
+
 struct ino_table {
     pthread_mutex_t lock;
     int rootfd;
@@ -183,6 +196,22 @@ static void node_release_chain(struct ino_table *t, struct ino_node *n)
 
 /* ---- table ------------------------------------------------------------- */
 
+/* Can this process reopen by handle?  Known before the first open, so
+ * that ino_hold holds from the first file on (a handle refused later
+ * would leave files opened before unreachable once unlinked). */
+static int handles_usable(int rootfd)
+{
+    union ino_fh h;
+    int mnt;
+    h.fh.handle_bytes = MAX_HANDLE_SZ;
+    if (name_to_handle_at(rootfd, "", &h.fh, &mnt, AT_EMPTY_PATH) < 0)
+        return 1;   /* no handles here at all: nodes get none either */
+    int fd = open_by_handle_at(rootfd, &h.fh, O_PATH | O_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0 || !handle_refused(errno);
+}
+
 int ino_table_new(struct ino_table **out, int rootfd, unsigned max_fds)
 {
     struct stat st;
@@ -199,7 +228,7 @@ int ino_table_new(struct ino_table **out, int rootfd, unsigned max_fds)
     pthread_mutex_init(&t->lock, NULL);
     t->rootfd = rootfd;
     t->rootdev = st.st_dev;
-    t->handles_ok = 1;
+    t->handles_ok = handles_usable(rootfd);
     t->buckets = b;
     t->nbuckets = INO_MIN_BUCKETS;
     t->max_fds = max_fds ? max_fds : 1;
@@ -246,10 +275,7 @@ struct ino_node *ino_root(struct ino_table *t)
 static struct ino_node *node_new(struct ino_table *t, int fd,
                                  const struct stat *st, const char *name)
 {
-    union {
-        struct file_handle fh;
-        unsigned char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-    } h;
+    union ino_fh h;
     unsigned hb = 0;
     int mnt;
     /* A handle is only usable with a mount fd of the same file system. */
@@ -552,17 +578,14 @@ out:
 static int open_node(struct ino_table *t, struct ino_node *n, int flags)
 {
     if (n->handle_bytes && __atomic_load_n(&t->handles_ok, __ATOMIC_RELAXED)) {
-        union {
-            struct file_handle fh;
-            unsigned char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-        } h;
+        union ino_fh h;
         h.fh.handle_bytes = n->handle_bytes;
         h.fh.handle_type = n->handle_type;
         memcpy(h.fh.f_handle, n->handle, n->handle_bytes);
         int fd = open_by_handle_at(t->rootfd, &h.fh, flags | O_CLOEXEC);
         if (fd >= 0 || errno == ESTALE || errno == ENOENT)
             return fd >= 0 ? fd : -ESTALE;
-        if (errno == EPERM || errno == EOPNOTSUPP || errno == ENOSYS)
+        if (handle_refused(errno))
             /* not privileged: use names from now on */
             __atomic_store_n(&t->handles_ok, 0, __ATOMIC_RELAXED);
         else
@@ -607,6 +630,14 @@ int ino_fd_get(struct ino_table *t, struct ino_node *n)
         close(spare);
     close_all(evicted, nev);
     return fd;
+}
+
+int ino_hold(struct ino_table *t, struct ino_node *n)
+{
+    if (n == t->root || (n->handle_bytes && __atomic_load_n(&t->handles_ok, __ATOMIC_RELAXED)))
+        return 0;
+    int fd = ino_fd_get(t, n);
+    return fd < 0 ? fd : 1;
 }
 
 void ino_fd_put(struct ino_table *t, struct ino_node *n)

@@ -32,7 +32,6 @@
 #include <sys/types.h>
 
 struct ino_table;
-struct fs_file;
 
 struct ino_node {
     /* Key, immutable. */
@@ -56,7 +55,6 @@ struct ino_node {
     unsigned io_pt;             /* open handles in kernel passthrough       */
     int backing_id;             /* the kernel's id of the backing file, or 0 */
     int pt_wrote;               /* written around the FUSE page cache       */
-    struct fs_file *open_files; /* its open handles, linked by next_open     */
 
     /* Lock-free: for a directory, how many of its non-directory children
      * the kernel has looked up by name, up to INO_LIST_LOOKS. */
@@ -117,6 +115,13 @@ void ino_name_removed(struct ino_table *t, struct ino_node *n,
  * Returns the fd or -errno (-ESTALE when the inode is gone). */
 int ino_fd_get(struct ino_table *t, struct ino_node *n);
 void ino_fd_put(struct ino_table *t, struct ino_node *n);
+/* For an open file: keep n reachable until the file is closed.  A table
+ * that reopens by name (no CAP_DAC_READ_SEARCH, or a file system without
+ * handles) could not reach n again once its last name is gone (unlinked
+ * while open), so its descriptor is cached and pinned: 1, to be undone
+ * with ino_fd_put.  With handles nothing is needed: 0.  Or -errno.
+ * Such a table holds up to two descriptors per open file. */
+int ino_hold(struct ino_table *t, struct ino_node *n);
 
 /* Open n afresh with open(2) flags (O_CREAT is not allowed).  The caller
  * owns the returned descriptor.  Returns fd or -errno. */

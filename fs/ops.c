@@ -93,7 +93,7 @@ struct fs_file {
     struct timespec pt_ctime;   /* backing ctime at open or last close     */
     uint64_t proc;              /* capture's id of the opener             */
     struct ino_node *node;      /* pinned until release                   */
-    struct fs_file *next_open;  /* node->open_files, under io_lock         */
+    int held;                   /* holds node's descriptor (ino_hold)     */
 };
 
 /* An open directory stream. */
@@ -380,25 +380,9 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 /* ---- attributes -------------------------------------------------------- */
 
 /* fstat of a node: through the open file when the kernel names one. */
-/* fstat through one of the node's open handles; -ESTALE if it has none. */
-static int open_file_stat(struct fs_ctx *c, struct ino_node *n, struct stat *st)
-{
-    int rc = -ESTALE;
-    pthread_mutex_lock(&c->io_lock);
-    if (n->open_files)
-        rc = fstat(n->open_files->fd, st) < 0 ? -errno : 0;
-    pthread_mutex_unlock(&c->io_lock);
-    return rc;
-}
-
 static int node_stat(struct fs_ctx *c, struct ino_node *n, struct stat *st)
 {
     int fd = ino_fd_get(c->tab, n);
-    /* fstat() of an unlinked-but-open file comes without a handle (the
-     * kernel sends one only from read paths).  A daemon that reopens by
-     * name cannot reach such an inode any more; its open handles can. */
-    if (fd == -ESTALE && S_ISREG(n->type))
-        return open_file_stat(c, n, st);
     if (fd < 0)
         return fd;
     int rc = fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
@@ -910,6 +894,10 @@ static struct fs_file *file_new(struct fs_ctx *c, struct ino_node *n, int fd,
     f->write_open = write_open;
     f->node = n;
     ino_ref(c->tab, n);
+    /* fstat, fchmod, fsetxattr... of a file unlinked while open arrive
+     * without our handle; see ino_hold.  An open that cannot hold still
+     * works, and so does everything but those calls. */
+    f->held = ino_hold(c->tab, n) > 0;
     return f;
 }
 
@@ -948,8 +936,6 @@ static void io_mode_open(struct fs_ctx *c, struct fs_file *f)
     struct ino_node *n = f->node;
     int want = c->passthrough && wire_passthrough();
     pthread_mutex_lock(&c->io_lock);
-    f->next_open = n->open_files;
-    n->open_files = f;
     int pt = want && (f->write_open ? n->io_pt > 0 : n->io_cached == 0);
     if (pt && !n->backing_id) {
         int id = wire_backing_open(f->fd);
@@ -976,11 +962,6 @@ static void io_mode_release(struct fs_ctx *c, struct fs_file *f)
 {
     struct ino_node *n = f->node;
     pthread_mutex_lock(&c->io_lock);
-    struct fs_file **pp = &n->open_files;
-    while (*pp && *pp != f)
-        pp = &(*pp)->next_open;
-    if (*pp)
-        *pp = f->next_open;
     if (!f->pt) {
         n->io_cached--;
     } else {
@@ -991,6 +972,17 @@ static void io_mode_release(struct fs_ctx *c, struct fs_file *f)
         }
     }
     pthread_mutex_unlock(&c->io_lock);
+}
+
+/* The handle is done with: its I/O mode, its hold, its node, its fd. */
+static void file_free(struct fs_ctx *c, struct fs_file *f)
+{
+    io_mode_release(c, f);
+    if (f->held)
+        ino_fd_put(c->tab, f->node);
+    ino_unref(c->tab, f->node);
+    close(f->fd);
+    free(f);
 }
 
 /* The open reply's flags.  A read-only handle needs no FLUSH: nothing is
@@ -1075,13 +1067,8 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name,
         f->proc = capture(req, CAP_CREATE, path, NULL, (uint64_t)fi->flags);
     }
     io_mode_reply(c, f, fi);
-    if (fuse_reply_create(req, &e, fi) != 0) {
-        /* The kernel never saw the handle: no release will come. */
-        io_mode_release(c, f);
-        ino_unref(c->tab, n);
-        close(fd);
-        free(f);
-    }
+    if (fuse_reply_create(req, &e, fi) != 0)
+        file_free(c, f);    /* the kernel never saw it: no release comes */
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1128,12 +1115,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
     }
     io_mode_reply(c, f, fi);
-    if (fuse_reply_open(req, fi) != 0) {
-        io_mode_release(c, f);
-        ino_unref(c->tab, n);
-        close(fd);
-        free(f);
-    }
+    if (fuse_reply_open(req, fi) != 0)
+        file_free(c, f);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1219,10 +1202,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
     struct fs_file *f = file_of(fi);
     if (f->write_open)
         close_write(c, f, 1);
-    close(f->fd);
-    io_mode_release(c, f);
-    ino_unref(c->tab, f->node);
-    free(f);
+    file_free(c, f);
     fuse_reply_err(req, 0);
 }
 
